@@ -130,6 +130,18 @@ class Service:
         self._sequence = 0
         self._fault_generation = 0
         self._plan = FaultPlan(faults, seed=seed, generation=0)
+        self._gate: asyncio.Event | None = None
+
+    def pause(self) -> None:
+        """Hold admitted requests in their lanes until `resume` (a testing switch)."""
+        if self._gate is None:
+            self._gate = asyncio.Event()
+
+    def resume(self) -> None:
+        """Release the requests held by `pause`."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
 
     def install_faults(self, faults: Faults | None) -> None:
         """Replace the faults; script ordinals count again from 1."""
@@ -312,6 +324,8 @@ class Service:
                     call, 200, 1001, f"server-side timeout after d={query.timeout_ms} ms"
                 )
             await _sleep(call.latency)
+            while self._gate is not None:
+                await self._gate.wait()
             if call.subject in self.no_results:
                 if self.costs.no_results_charged and account.fits(cost, key):
                     account.charge(cost, key, call.subject, success=False)

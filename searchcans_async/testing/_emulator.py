@@ -304,6 +304,28 @@ class Emulator:
         """
         self._service.install_faults(faults)
 
+    def pause(self) -> None:
+        """Hold every admitted search/url request in its lane, after its latency, until `resume`.
+
+        A testing switch instead of sleeps: pause, send requests, wait until
+        `stats().in_flight` shows them admitted, assert, then resume.
+
+        Example:
+            >>> async def test_refuses_the_fourth(emu):  # doctest: +SKIP
+            ...     emu.pause()
+            ...     ...  # start four requests with 3 lanes; one gets 1010
+            ...     emu.resume()
+        """
+        self._service.pause()
+
+    def resume(self) -> None:
+        """Let the requests held by `pause` finish (and new ones run without holding).
+
+        Example:
+            >>> Emulator().resume()
+        """
+        self._service.resume()
+
     def set_latency(self, latency: float | Latency) -> None:
         """Replace the latency now (a number means `Latency.fixed`).
 
