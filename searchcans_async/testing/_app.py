@@ -18,7 +18,7 @@ from ._results import account_data, legacy_search_data, reader_data, search_data
 from ._state import AccountState, KeyState, RequestRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Awaitable, Callable, Collection, Mapping
 
 __all__ = ["Service"]
 
@@ -152,8 +152,15 @@ class Service:
         """A fresh `aiohttp.web.Application` answering the API's paths from this state."""
         app = web.Application()
         for path in ENDPOINT_BY_PATH:
-            app.router.add_post(path, self.handle)
+            app.router.add_post(path, self._handler_for(path))
         return app
+
+    def _handler_for(self, path: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        # One handler per API path, so the app answers the same when mounted under a prefix.
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await self.handle(request, path)
+
+        return handler
 
     def _tick(self) -> int:
         self._sequence += 1
@@ -167,14 +174,14 @@ class Service:
             return None
         return self.keys.get(token.strip())
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Answer one request to any of the API's paths."""
+    async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
+        """Answer one request to the API path `path` (e.g. `/api/v1/search`)."""
         self._ordinal += 1
-        endpoint = ENDPOINT_BY_PATH[request.path]
+        endpoint = ENDPOINT_BY_PATH[path]
         call = _Call(
             self._ordinal,
             endpoint,
-            request.path,
+            path,
             self._key_from(request.headers.get("Authorization")),
         )
         account = call.account or self.accounts[0]
