@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from email.utils import formatdate
-from time import time
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -14,7 +12,16 @@ from aiohttp import web
 from ._config import EmulatorCosts, Latency, derived_random, digest
 from ._faults import Fault, FaultPlan, Faults
 from ._requests import BadRequestError, ReaderQuery, SearchQuery, parse_reader, parse_search
-from ._results import account_data, legacy_search_data, reader_data, search_data, wrong_types
+from ._responses import (
+    FAULT_MESSAGES,
+    Call,
+    deliver_damaged,
+    drop,
+    refusal_fault,
+    reply,
+    sleep,
+)
+from ._results import account_data, legacy_search_data, reader_data, search_data
 from ._state import AccountState, KeyState, RequestRecord
 
 if TYPE_CHECKING:
@@ -29,77 +36,7 @@ ENDPOINT_BY_PATH: Final = {
     "/api/search": "search",
     "/api/url": "url",
 }
-_DEPRECATED_HEADERS: Final = {"Deprecation": "true", "Sunset": "Thu, 31 Dec 2026 23:59:59 GMT"}
-_HTML_ERROR: Final = (
-    "<html><head><title>{status} {reason}</title></head><body>"
-    "<center><h1>{status} {reason}</h1></center><hr><center>nginx</center></body></html>"
-)
-_REASONS: Final = {
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 _UNKNOWN_KEY: Final = "missing or unknown API key: send Authorization: Bearer <key>"
-_FAULT_MESSAGES: Final = {
-    "lane_busy": "all Parallel Lanes are busy, retry shortly",
-    "rate_limited": "Too Many Requests",
-    "api_timeout": "server-side timeout",
-    "throttled": "request frequency limited, slow down",
-    "network_code": "upstream network error",
-    "no_results": "no results",
-    "bad_request": "bad request (injected)",
-    "unknown_code": "unknown error (injected)",
-}
-
-
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-class _Call:
-    """What the server learnt about one request while handling it."""
-
-    __slots__ = (
-        "account",
-        "body",
-        "charged",
-        "code",
-        "endpoint",
-        "fault",
-        "headers",
-        "http_status",
-        "key",
-        "latency",
-        "ordinal",
-        "path",
-        "planned",
-        "request_id",
-        "started",
-        "subject",
-    )
-
-    def __init__(self, ordinal: int, endpoint: str, path: str, key: KeyState | None) -> None:
-        self.ordinal = ordinal
-        self.endpoint = endpoint
-        self.path = path
-        self.key = key
-        self.account: AccountState | None = key.account if key is not None else None
-        self.planned: Fault | None = None
-        self.fault: str | None = None
-        self.body: dict[str, Any] | None = None
-        self.subject: str | None = None
-        self.http_status: int | None = None
-        self.code: int | None = None
-        self.charged = 0
-        self.latency: float | None = None
-        self.started = 0
-        self.request_id = ""
-        self.headers: dict[str, str] = (
-            dict(_DEPRECATED_HEADERS)
-            if not path.startswith("/api/v1/") and endpoint != "account"
-            else {}
-        )
 
 
 class Service:
@@ -178,7 +115,7 @@ class Service:
         """Answer one request to the API path `path` (e.g. `/api/v1/search`)."""
         self._ordinal += 1
         endpoint = ENDPOINT_BY_PATH[path]
-        call = _Call(
+        call = Call(
             self._ordinal,
             endpoint,
             path,
@@ -199,7 +136,7 @@ class Service:
         finally:
             self._finish(call, account)
 
-    def _finish(self, call: _Call, account: AccountState) -> None:
+    def _finish(self, call: Call, account: AccountState) -> None:
         status, code = call.http_status, call.code
         if status is not None and not (status == 200 and code == 0):
             account.refusals[code if code not in (None, 0) else status] += 1
@@ -224,24 +161,11 @@ class Service:
             )
         )
 
-    def _inject(self, call: _Call, fault: Fault) -> None:
+    def _inject(self, call: Call, fault: Fault) -> None:
         call.fault = fault.kind
         (call.account or self.accounts[0]).faults[fault.kind] += 1
 
-    def _reply(
-        self, call: _Call, status: int, code: int, message: str, data: Any = None
-    ) -> web.Response:
-        call.http_status, call.code = status, code
-        envelope = {"code": code, "data": data, "msg": message, "requestId": call.request_id}
-        return web.Response(
-            body=_dumps(envelope),
-            status=status,
-            content_type="application/json",
-            charset="utf-8",
-            headers=call.headers,
-        )
-
-    async def _read_body(self, request: web.Request, call: _Call) -> Any:
+    async def _read_body(self, request: web.Request, call: Call) -> Any:
         raw = await request.read()
         try:
             body = json.loads(raw) if raw.strip() else None
@@ -253,43 +177,43 @@ class Service:
             call.subject = subject if isinstance(subject, str) else None
         return body
 
-    def _draw_latency(self, call: _Call) -> float:
+    def _draw_latency(self, call: Call) -> float:
         latency = self.latency.for_endpoint(call.endpoint)
         rng = derived_random(self.seed, "latency", call.ordinal) if latency.is_random else None
         return latency.draw(rng)
 
-    async def _process(self, request: web.Request, call: _Call) -> web.StreamResponse:
+    async def _process(self, request: web.Request, call: Call) -> web.StreamResponse:
         planned = call.planned
         if planned is not None and planned.kind == "reset_before":
             self._inject(call, planned)
-            return _drop(request)
+            return drop(request)
         body = await self._read_body(request, call)
         key = call.key
         if key is None:
-            return self._reply(call, 401, 401, _UNKNOWN_KEY)
+            return reply(call, 401, 401, _UNKNOWN_KEY)
         refusal = self._refuse_early(call, key, planned)
         if refusal is not None:
             return refusal
         if call.endpoint == "account":
             call.latency = self._draw_latency(call)
-            await _sleep(call.latency)
+            await sleep(call.latency)
             data = account_data(key.account, key, seed=self.seed)
             return await self._success(request, call, data)
         try:
             query, cost = self._parse(call.endpoint, body)
         except BadRequestError as error:
-            return self._reply(call, 400, 400, str(error))
+            return reply(call, 400, 400, str(error))
         return await self._billable(request, call, key, query, cost)
 
     def _refuse_early(
-        self, call: _Call, key: KeyState, planned: Fault | None
+        self, call: Call, key: KeyState, planned: Fault | None
     ) -> web.Response | None:
         """The answers given before any work: an inactive key, then the uncharged faults."""
         if not key.active:
-            return self._reply(call, 403, 403, "this API key is inactive")
+            return reply(call, 403, 403, "this API key is inactive")
         if planned is not None and not planned.charged:
             self._inject(call, planned)
-            return self._refusal_fault(call, planned)
+            return refusal_fault(call, planned)
         return None
 
     def _parse(self, endpoint: str, body: Any) -> tuple[SearchQuery | ReaderQuery, int]:
@@ -312,32 +236,30 @@ class Service:
     async def _billable(
         self,
         request: web.Request,
-        call: _Call,
+        call: Call,
         key: KeyState,
         query: SearchQuery | ReaderQuery,
         cost: int,
     ) -> web.StreamResponse:
         account = key.account
         if not account.try_admit():
-            return self._reply(call, 200, 1010, _FAULT_MESSAGES["lane_busy"])
+            return reply(call, 200, 1010, FAULT_MESSAGES["lane_busy"])
         try:
             if not account.fits(cost, key):
                 return self._insufficient(call, key, cost)
             call.latency = self._draw_latency(call) + query.wait_ms / 1000
             deadline = query.timeout_ms / 1000
             if call.latency > deadline:
-                await _sleep(deadline)
-                return self._reply(
-                    call, 200, 1001, f"server-side timeout after d={query.timeout_ms} ms"
-                )
-            await _sleep(call.latency)
+                await sleep(deadline)
+                return reply(call, 200, 1001, f"server-side timeout after d={query.timeout_ms} ms")
+            await sleep(call.latency)
             while self._gate is not None:
                 await self._gate.wait()
             if call.subject in self.no_results:
                 if self.costs.no_results_charged and account.fits(cost, key):
                     account.charge(cost, key, call.subject, success=False)
                     call.charged = cost
-                return self._reply(call, 200, 9999, "no results", [])
+                return reply(call, 200, 9999, "no results", [])
             if not account.fits(cost, key):
                 # Another request or consumer spent the credits while this one ran.
                 return self._insufficient(call, key, cost)
@@ -350,12 +272,12 @@ class Service:
             account.release()
         return await self._success(request, call, data)
 
-    def _insufficient(self, call: _Call, key: KeyState, cost: int) -> web.Response:
+    def _insufficient(self, call: Call, key: KeyState, cost: int) -> web.Response:
         account = key.account
         message = f"insufficient credits: this call costs {cost}, the account has {account.remain}"
         if key.quota is not None:
             message += f" and this key's own quota has {key.own_remain}"
-        return self._reply(call, 402, 402, message)
+        return reply(call, 402, 402, message)
 
     def _data(self, query: SearchQuery | ReaderQuery) -> Any:
         if isinstance(query, ReaderQuery):
@@ -364,116 +286,9 @@ class Service:
             return legacy_search_data(query)
         return search_data(query)
 
-    def _refusal_fault(self, call: _Call, fault: Fault) -> web.Response:
-        kind, code = fault.kind, fault.code or 0
-        if kind == "server_error":
-            if fault.html:
-                call.http_status = code
-                text = _HTML_ERROR.format(status=code, reason=_REASONS[code])
-                return web.Response(
-                    text=text, status=code, content_type="text/html", headers=call.headers
-                )
-            return self._reply(call, code, code, _REASONS[code])
-        if kind == "rate_limited":
-            response = self._reply(call, 429, 429, _FAULT_MESSAGES[kind])
-            if fault.retry_after is not None:
-                response.headers["Retry-After"] = _retry_after(fault)
-            return response
-        if kind == "bad_request":
-            return self._reply(call, 400, 400, _FAULT_MESSAGES[kind])
-        data: list[Any] | None = [] if kind == "no_results" else None
-        return self._reply(call, 200, code, _FAULT_MESSAGES[kind], data)
-
-    async def _success(self, request: web.Request, call: _Call, data: Any) -> web.StreamResponse:
+    async def _success(self, request: web.Request, call: Call, data: Any) -> web.StreamResponse:
         fault = call.planned
         if fault is None or not fault.charged:
-            return self._reply(call, 200, 0, "success", data)
+            return reply(call, 200, 0, "success", data)
         self._inject(call, fault)
-        if fault.kind == "wrong_types":
-            return self._reply(call, 200, 0, "success", wrong_types(call.endpoint, data))
-        if fault.kind == "reset_after_charge":
-            return _drop(request)
-        call.http_status, call.code = 200, 0
-        envelope = {"code": 0, "data": data, "msg": "success", "requestId": call.request_id}
-        body = _dumps(envelope)
-        chunks = [body]
-        delay, close = 0.0, False
-        if fault.kind == "huge_body":
-            body = chunks[0] = _padded(envelope, fault.size)
-        elif fault.kind == "truncated_json":
-            cut = min(max(1, int(len(body) * fault.keep)), len(body) - 1)
-            chunks = [body[:cut]]
-            if not fault.cut_connection:
-                body = chunks[0]
-            close = fault.cut_connection
-        else:  # slow_body
-            size = fault.chunk_size
-            chunks = [body[start : start + size] for start in range(0, len(body), size)]
-            delay = fault.chunk_delay
-        return await _stream(request, call, len(body), chunks, delay, close=close)
-
-
-async def _sleep(seconds: float) -> None:
-    if seconds > 0:
-        await asyncio.sleep(seconds)
-
-
-def _drop(request: web.Request) -> web.Response:
-    """Drop the connection without an answer; aiohttp then finds nothing to write to."""
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-    return web.Response(status=200)
-
-
-def _retry_after(fault: Fault) -> str:
-    value = fault.retry_after
-    if isinstance(value, str):
-        return value
-    seconds = float(value or 0)
-    if fault.http_date:
-        return formatdate(time() + seconds, usegmt=True)
-    return str(int(seconds)) if seconds.is_integer() else f"{seconds:g}"
-
-
-def _padded(envelope: dict[str, Any], size: int) -> bytes:
-    """The envelope, valid JSON, padded to about `size` bytes."""
-    base = len(_dumps(envelope))
-    padding = "x" * max(0, size - base - len(',"padding":""'))
-    data = envelope["data"]
-    if isinstance(data, dict):
-        envelope = {**envelope, "data": {**data, "padding": padding}}
-    else:
-        envelope = {**envelope, "padding": padding}
-    return _dumps(envelope)
-
-
-async def _stream(
-    request: web.Request,
-    call: _Call,
-    length: int,
-    chunks: list[bytes],
-    delay: float,
-    *,
-    close: bool,
-) -> web.StreamResponse:
-    """Send `chunks` under headers announcing `length` bytes, `delay` apart; maybe hang up."""
-    response = web.StreamResponse(status=200, headers=call.headers)
-    response.content_type = "application/json"
-    response.content_length = length
-    try:
-        await response.prepare(request)
-        for index, chunk in enumerate(chunks):
-            if index:
-                await _sleep(delay)
-            await response.write(chunk)
-        if close:
-            # close(), not abort(): the partial body must reach the client before the FIN.
-            if request.transport is not None:
-                request.transport.close()
-        else:
-            await response.write_eof()
-    except ConnectionError:
-        # The client gave up (its deadline fired): the server had charged all the same.
-        pass
-    return response
+        return await deliver_damaged(request, call, fault, data)
