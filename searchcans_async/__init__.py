@@ -1,7 +1,74 @@
-"""searchcans_async: the asyncio client for the SearchCans SERP and Reader API."""
+"""searchcans_async: the asyncio client for the SearchCans SERP and Reader API.
+
+Example:
+    >>> import asyncio
+    >>> from searchcans_async import SearchCans
+    >>> async def main():
+    ...     async with SearchCans() as client:           # key from SEARCHCANS_API_KEY
+    ...         account = await client.account()
+    ...         async with client.lanes(budget=100) as pool:
+    ...             report = await pool.run_batch(client.search, ["asyncio", "aiohttp"])
+    ...         print(report.summary())
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import logging
 
-__all__ = ["__version__"]
+from ._batch import Batch, BatchReport, Outcome, StopReason
+from ._client import SearchCans
+from ._costs import Costs
+from ._errors import (
+    ApiTimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CreditsExhausted,
+    InsufficientCreditsError,
+    LaneBusyError,
+    NoLanesError,
+    RateLimitedError,
+    ResponseFormatError,
+    SearchCansError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from ._lanes import LanePool, PoolStatistics
+from ._models import Account, ApiKey, OrganicResult, ReaderPage, SearchResult
+from ._retry import RetryPolicy
+from ._version import __version__
+
+# A library logs through `logging.getLogger("searchcans_async")` and stays silent
+# unless the application configures logging.
+logging.getLogger("searchcans_async").addHandler(logging.NullHandler())
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "ApiTimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Batch",
+    "BatchReport",
+    "Costs",
+    "CreditsExhausted",
+    "InsufficientCreditsError",
+    "LaneBusyError",
+    "LanePool",
+    "NoLanesError",
+    "OrganicResult",
+    "Outcome",
+    "PoolStatistics",
+    "RateLimitedError",
+    "ReaderPage",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "SearchCans",
+    "SearchCansError",
+    "SearchResult",
+    "ServerError",
+    "StopReason",
+    "TransportError",
+    "UnexpectedResponseError",
+    "__version__",
+]

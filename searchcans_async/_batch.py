@@ -1,0 +1,691 @@
+"""Batches: a stream of items through a LanePool, with outcomes and an exact report.
+
+One worker task per usable lane pulls the next item (lazily, in input order), reserves
+its cost, runs it, and hands its outcome on; so every lane stays busy and memory stays
+O(lanes) whatever the input's size. Every item read ends in exactly one bucket of the
+:class:`BatchReport`: succeeded, failed (with its error) or not started; items never read
+are those from ``unread_from`` on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, Self, TypeVar
+
+import attrs
+
+from ._errors import CreditsExhausted, SearchCansError
+from ._events import Stopped
+from ._meter import current_lane
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from types import TracebackType
+
+    from ._lanes import LanePool
+
+__all__ = ["Batch", "BatchReport", "Outcome", "StopReason"]
+
+logger = logging.getLogger("searchcans_async")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_END: Final[Any] = object()
+
+
+class StopReason(enum.StrEnum):
+    """Why a batch (or a pool) stopped."""
+
+    COMPLETED = "completed"
+    """Every item was read and ran (some may have failed)."""
+    BUDGET = "budget"
+    """The next item did not fit the credit budget; it and the rest did not start."""
+    BILLING = "billing"
+    """The server refused for billing (402), or the account lost its lanes."""
+    AUTH = "auth"
+    """The server rejected the API key (401/403)."""
+    CANCELLED = "cancelled"
+    """Stopped by the caller (``stop()``, cancellation, or leaving the loop early)."""
+    ERROR = "error"
+    """An item failed with ``fail_fast=True``, the input raised, or ``on_outcome`` raised."""
+
+
+class Outcome(NamedTuple, Generic[T, R]):
+    """One finished item: its position, the item, and its result or error.
+
+    Example:
+        >>> outcome = Outcome(0, "python", "result", None)
+        >>> outcome.ok, outcome.unwrap()
+        (True, 'result')
+    """
+
+    index: int  # type: ignore[assignment]  # the item's position; shadows tuple.index on purpose
+    item: T
+    result: R | None
+    error: BaseException | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the item succeeded."""
+        return self.error is None
+
+    def unwrap(self) -> R:
+        """The result, or raise the item's error."""
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]  # None only when error is set
+
+
+@attrs.frozen
+class BatchReport(Generic[T]):
+    """What a batch did, item by item, and what to run to resume it.
+
+    Attributes:
+        stop_reason: Why it stopped (see :class:`StopReason`).
+        succeeded: How many items succeeded.
+        failed: The items that failed, with their errors (cancelled in-flight items
+            carry ``asyncio.CancelledError``).
+        not_started: ``(index, item)`` of items read but not started (e.g. the one the
+            budget could not cover).
+        unread_from: Index of the first item never read from the input, or ``None``
+            when the input was read to its end.
+        items_read: Items taken from the input (``succeeded + len(failed) +
+            len(not_started)``).
+        total: The input's length when it had one.
+        credits_committed: Credits spent on items that succeeded.
+        credits_possibly_charged: Credits of failures that may have been billed.
+        remain_before: The account's ``remain`` when the batch started (if read).
+        remain_after: ... and after it ended.
+        elapsed: Seconds from start to end.
+        error: The error that stopped the batch, if one did.
+        unconsumed: Outcomes that finished after the consumer stopped iterating (so
+            nothing paid for is lost).
+
+    Example:
+        >>> report = BatchReport(StopReason.BUDGET, succeeded=8, failed=(),
+        ...     not_started=((8, "q8"),), unread_from=9, items_read=9)
+        >>> list(report.to_resume([f"q{i}" for i in range(10)]))
+        ['q8', 'q9']
+    """
+
+    stop_reason: StopReason
+    succeeded: int
+    failed: tuple[Outcome[T, Any], ...]
+    not_started: tuple[tuple[int, T], ...]
+    unread_from: int | None
+    items_read: int
+    total: int | None = None
+    credits_committed: int = 0
+    credits_possibly_charged: int = 0
+    remain_before: int | None = None
+    remain_after: int | None = None
+    elapsed: float = 0.0
+    error: BaseException | None = attrs.field(default=None, repr=False)
+    unconsumed: tuple[Outcome[T, Any], ...] = attrs.field(default=(), repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every item of the input ran and succeeded."""
+        return self.stop_reason is StopReason.COMPLETED and not self.failed and not self.not_started
+
+    def to_resume(self, items: Iterable[T]) -> Iterator[T]:
+        """Yield, from the same input, the items that still need to run.
+
+        That is every failed or not-started item, then everything from ``unread_from``.
+        """
+        pending = {outcome.index for outcome in self.failed}
+        pending.update(index for index, _ in self.not_started)
+        for index, item in enumerate(items):
+            if index in pending or (self.unread_from is not None and index >= self.unread_from):
+                yield item
+
+    def summary(self) -> str:
+        """A few human-readable lines."""
+        lines = [
+            f"stopped: {self.stop_reason.value}",
+            f"succeeded: {self.succeeded}   failed: {len(self.failed)}   "
+            f"not started: {len(self.not_started)}"
+            + (
+                f"   never read: from item {self.unread_from}"
+                if self.unread_from is not None
+                else ""
+            ),
+            (
+                f"credits committed: {self.credits_committed}   "
+                f"possibly charged: {self.credits_possibly_charged}"
+            ),
+        ]
+        if self.remain_before is not None or self.remain_after is not None:
+            lines.append(f"remain: {self.remain_before} -> {self.remain_after}")
+        if self.error is not None:
+            lines.append(f"because: {type(self.error).__name__}: {self.error}")
+        return "\n".join(lines)
+
+
+class Batch(Generic[T, R]):
+    """A running batch: iterate it for outcomes, read ``report`` when it is over.
+
+    Made by :meth:`LanePool.map`; use it as ``async with pool.map(...) as outcomes:``.
+    Leaving the block early stops the batch gracefully: nothing new starts, work in
+    flight finishes, and its outcomes land in ``report.unconsumed``. An exception or a
+    cancellation in the block cancels the work in flight instead.
+    """
+
+    def __init__(  # noqa: PLR0915  # one statement per piece of batch state
+        self,
+        pool: LanePool,
+        fn: Callable[[T], Awaitable[R]],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        cost: int | Callable[[T], int],
+        fail_fast: bool = False,
+        require_full: bool = False,
+        buffer: int | None = None,
+        sink: Callable[[Outcome[T, R]], object] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"fn must be an async callable, not {type(fn).__name__}")
+        if callable(cost):
+            self._cost_fn: Callable[[T], int] | None = cost
+            self._cost = 0
+        else:
+            pool._check_cost(cost)
+            self._cost_fn = None
+            self._cost = cost
+        self._aiterator: AsyncIterator[T] | None
+        self._iterator: Iterator[T] | None
+        if isinstance(items, AsyncIterable):
+            self._aiterator = aiter(items)
+            self._iterator = None
+        elif isinstance(items, Iterable):
+            self._iterator = iter(items)
+            self._aiterator = None
+        else:
+            raise TypeError(
+                f"items must be an iterable or async iterable, not {type(items).__name__}"
+            )
+        self._items = items
+        self._total = len(items) if isinstance(items, Sized) else None
+        self._pool = pool
+        self._fn = fn
+        self._fail_fast = fail_fast
+        self._require_full = require_full
+        self._sink = sink
+        self._buffer_size = buffer
+        self._buffer: collections.deque[Outcome[T, R]] = collections.deque()
+        self._ready: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._pull_lock = asyncio.Lock()
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._workers = 0
+        self._running = True
+        self._exhausted = False
+        self._consumer_gone = False
+        self._read = 0
+        self._succeeded = 0
+        self._committed = 0
+        self._possibly_charged = 0
+        self._failed: list[Outcome[T, Any]] = []
+        self._not_started: list[tuple[int, T]] = []
+        self._unconsumed: list[Outcome[T, R]] = []
+        self._stop_reason: StopReason | None = None
+        self._stop_error: BaseException | None = None
+        self._remain_before: int | None = None
+        self._started = 0.0
+        self._report: BatchReport[T] | None = None
+        self._entered = False
+
+    # -- public ------------------------------------------------------------------------
+
+    @property
+    def report(self) -> BatchReport[T]:
+        """The batch's :class:`BatchReport` (once the ``async with`` block has ended)."""
+        if self._report is None:
+            raise RuntimeError("the report is ready when the 'async with' block has ended")
+        return self._report
+
+    @property
+    def succeeded(self) -> int:
+        """Items that succeeded so far."""
+        return self._succeeded
+
+    @property
+    def failed(self) -> int:
+        """Items that failed so far."""
+        return len(self._failed)
+
+    def stop(self, *, cancel: bool = False) -> None:
+        """Start nothing new; finish the work in flight (or cancel it with ``cancel=True``)."""
+        self._stop(StopReason.CANCELLED, None)
+        if cancel:
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def wait(self) -> None:
+        """Wait until every worker has finished (for batches run with a sink)."""
+        if self._done is not None and self._workers:
+            await asyncio.shield(self._done)
+
+    # -- async context and iteration -----------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError("a Batch runs once: call pool.map(...) again for a new one")
+        self._entered = True
+        pool = self._pool
+        pool._check_open()
+        try:
+            self._remain_before = (await pool.recheck()).remain
+        except SearchCansError as error:
+            logger.warning("could not read the account before the batch: %s", error)
+        self._preflight()
+        self._started = pool.clock.now()
+        self._done = asyncio.get_running_loop().create_future()
+        if self._buffer_size is None:
+            self._buffer_size = max(64, 2 * pool._plan)
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        pool._batches.add(self)
+        if pool._halted is not None:
+            self._pool_halted()
+        self._ensure_workers(pool._lanes.limit)
+        if not self._workers:
+            self._all_done()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            if self._workers or self._buffer:
+                self._consumer_gone = True  # left the loop early
+                self._unconsumed.extend(self._buffer)
+                self._buffer.clear()
+                self._stop(StopReason.CANCELLED, None)
+                self._wake_space()
+        elif isinstance(exc, Exception):
+            self._stop(StopReason.ERROR, exc)
+        else:
+            self._stop(StopReason.CANCELLED, None)
+        tg, self._tg = self._tg, None
+        try:
+            if tg is not None:
+                await tg.__aexit__(exc_type, exc, traceback)
+        finally:
+            self._pool._batches.discard(self)
+            await self._finish(cancelled=exc is not None)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Outcome[T, R]:
+        if self._tg is None and not self._buffer:
+            if not self._entered:
+                raise RuntimeError("use 'async with pool.map(...) as outcomes:' to run a batch")
+            raise StopAsyncIteration
+        while True:
+            buffer = self._buffer
+            if buffer:
+                outcome = buffer.popleft()
+                if self._space is not None:
+                    self._wake_space()
+                return outcome
+            if not self._workers:
+                raise StopAsyncIteration
+            ready = self._ready = asyncio.get_running_loop().create_future()
+            try:
+                await ready
+            finally:
+                self._ready = None
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def _ensure_workers(self, lanes: int) -> None:
+        tg = self._tg
+        while tg is not None and self._running and self._workers < lanes:
+            self._workers += 1
+            task = tg.create_task(self._worker())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _worker(self) -> None:
+        try:
+            await self._work()
+        except Exception as error:  # a bug here must end this batch, not the caller's task
+            logger.exception("batch worker failed")
+            self._stop(StopReason.ERROR, error)
+        finally:
+            self._workers -= 1
+            if not self._workers:
+                self._all_done()
+
+    async def _work(self) -> None:  # noqa: PLR0912, PLR0915  # the hot loop, in one piece for speed
+        pool = self._pool
+        lanes = pool._lanes
+        ledger = pool._ledger
+        fn = self._fn
+        cost_fn = self._cost_fn
+        fixed_cost = self._cost
+        iterator = self._iterator
+        # One meter per worker, reused for each item it runs: calls made by `fn` through
+        # a client find it in this task's context.
+        lane = _lane_type()(pool, 0)
+        current_lane.set(lane)
+        while self._running:
+            if not lanes.acquire_nowait():
+                await lanes.acquire()
+            if not self._running:
+                lanes.release()  # type: ignore[unreachable]  # the await may have stopped us
+                return
+            # Take the next item and its credits, in input order.
+            if iterator is None or self._pull_lock.locked():
+                async with self._pull_lock:
+                    item = await self._next_item()
+                    index = self._read - 1
+                    maybe_cost = self._cost_of(index, item)
+                    if maybe_cost is None or not (
+                        ledger.reserve(maybe_cost)
+                        or await self._reserve_slow(index, item, maybe_cost)
+                    ):
+                        lanes.release()
+                        continue
+                    cost = maybe_cost
+            else:
+                try:
+                    item = next(iterator, _END)
+                except Exception as error:  # noqa: BLE001  # the input's failure stops the batch
+                    self._input_failed(error)
+                    item = _END
+                if item is _END:
+                    self._exhausted = self._stop_reason is None
+                    self._running = False
+                    lanes.release()
+                    return
+                index = self._read
+                self._read = index + 1
+                if cost_fn is None:
+                    cost = fixed_cost
+                else:
+                    maybe_cost = self._cost_of(index, item)
+                    if maybe_cost is None:
+                        lanes.release()
+                        continue
+                    cost = maybe_cost
+                if not ledger.reserve(cost):
+                    async with self._pull_lock:
+                        if not await self._reserve_slow(index, item, cost):
+                            lanes.release()
+                            continue
+            # Run it.
+            lane.reserved = cost
+            lane.calls = lane.covered = lane.committed = lane.possibly_charged = 0
+            try:
+                result = await fn(item)
+            except BaseException as error:
+                pool._give_back(lane, error)
+                self._committed += lane.committed
+                self._possibly_charged += lane.possibly_charged
+                self._item_failed(index, item, error, lane)
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            if lane.calls:
+                pool._settle(lane, None)
+                self._possibly_charged += lane.possibly_charged
+                self._committed += lane.committed
+            else:  # nothing metered ran: the reservation is what it cost
+                ledger.finish(cost, cost, 0, 0.0)
+                self._committed += cost
+            lanes.release()
+            pool._completed()
+            self._succeeded += 1
+            outcome = Outcome(index, item, result, None)
+            if self._sink is not None:
+                self._deliver_nowait(outcome)
+            else:
+                await self._deliver(outcome)
+
+    def _input_failed(self, error: Exception) -> None:
+        self._stop(StopReason.ERROR, error)
+        logger.warning("the batch's input raised %r at item %d", error, self._read)
+
+    def _next_sync(self) -> Any:
+        if self._iterator is None:
+            return _END
+        try:
+            item = next(self._iterator)
+        except StopIteration:
+            self._exhausted = True
+            self._running = False
+            return _END
+        except Exception as error:  # noqa: BLE001  # the input's failure stops the batch, reported
+            self._input_failed(error)
+            return _END
+        self._read += 1
+        return item
+
+    async def _next_item(self) -> Any:
+        if not self._running:
+            return _END
+        if self._aiterator is None:
+            return self._next_sync()
+        try:
+            item = await anext(self._aiterator)
+        except StopAsyncIteration:
+            self._exhausted = True
+            self._running = False
+            return _END
+        except Exception as error:  # noqa: BLE001  # the input's failure stops the batch, reported
+            self._input_failed(error)
+            return _END
+        self._read += 1
+        return item
+
+    def _cost_of(self, index: int, item: Any) -> int | None:
+        """The item's cost, or ``None`` when there is no item or its cost is unusable."""
+        if item is _END:
+            return None
+        if self._cost_fn is None:
+            return self._cost
+        try:
+            cost = self._cost_fn(item)
+            self._pool._check_cost(cost)
+        except Exception as error:  # noqa: BLE001  # a bad cost fails that item, reported
+            self._item_failed(index, item, error, None)
+            return None
+        return cost
+
+    async def _reserve_slow(self, index: int, item: T, cost: int) -> bool:
+        """Wait for credits for the item at the head of the input; ``False``: not started."""
+        try:
+            await self._pool._reserve(cost)
+        except CreditsExhausted as error:
+            self._not_started.append((index, item))
+            self._stop(StopReason.BUDGET, error)
+            return False
+        except SearchCansError:  # the pool halted (auth, billing) while we waited
+            self._not_started.append((index, item))
+            self._pool_halted()
+            return False
+        except BaseException:
+            self._not_started.append((index, item))
+            raise
+        if not self._running:  # stopped while waiting: give the credits back
+            self._pool._ledger.finish(cost, 0, 0, 0.0)
+            self._not_started.append((index, item))
+            return False
+        return True
+
+    def _item_failed(self, index: int, item: T, error: BaseException, lane: Any) -> None:
+        if (
+            isinstance(error, CreditsExhausted)
+            and lane is not None
+            and not lane.committed
+            and not lane.possibly_charged
+        ):
+            # The lane refused the call before anything was sent: the item did not start.
+            self._not_started.append((index, item))
+            self._stop(StopReason.BUDGET, error)
+            return
+        outcome: Outcome[T, Any] = Outcome(index, item, None, error)
+        self._failed.append(outcome)
+        if isinstance(error, CreditsExhausted):
+            self._stop(StopReason.BUDGET, error)
+        elif self._fail_fast and isinstance(error, Exception):
+            self._stop(StopReason.ERROR, error)
+        if isinstance(error, Exception):
+            self._deliver_nowait(outcome)
+
+    async def _deliver(self, outcome: Outcome[T, R]) -> None:
+        self._deliver_nowait(outcome)
+        while (
+            len(self._buffer) >= (self._buffer_size or 64)
+            and not self._consumer_gone
+            and self._sink is None
+        ):
+            space = self._space
+            if space is None or space.done():
+                space = self._space = asyncio.get_running_loop().create_future()
+            await space
+
+    def _deliver_nowait(self, outcome: Outcome[T, Any]) -> None:
+        sink = self._sink
+        if sink is not None:
+            try:
+                sink(outcome)
+            except Exception as error:  # noqa: BLE001  # the sink's failure stops the batch, reported
+                self._unconsumed.append(outcome)
+                self._stop(StopReason.ERROR, error)
+            return
+        if self._consumer_gone:
+            self._unconsumed.append(outcome)
+            return
+        self._buffer.append(outcome)
+        ready = self._ready
+        if ready is not None and not ready.done():
+            ready.set_result(None)
+
+    def _wake_space(self) -> None:
+        space = self._space
+        if space is not None and (
+            self._consumer_gone or len(self._buffer) < (self._buffer_size or 64) // 2
+        ):
+            self._space = None
+            if not space.done():
+                space.set_result(None)
+
+    # -- stopping and reporting --------------------------------------------------------------
+
+    def _stop(self, reason: StopReason, error: BaseException | None) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._stop_error = error
+        self._running = False
+
+    def _pool_halted(self) -> None:
+        halted = self._pool._halted
+        if halted is not None:
+            self._stop(halted, self._pool._halt_error)
+
+    def _all_done(self) -> None:
+        ready, done = self._ready, self._done
+        if ready is not None and not ready.done():
+            ready.set_result(None)
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    def _preflight(self) -> None:
+        if not self._require_full:
+            return
+        if self._total is None or not isinstance(self._items, Iterable):
+            raise ValueError(
+                "require_full=True needs an input of known size (a list or another sized "
+                "collection), to estimate the batch's cost before it starts"
+            )
+        if self._cost_fn is None:
+            needed = self._cost * self._total
+        else:
+            needed = sum(self._cost_fn(item) for item in self._items)
+        available = self._pool._ledger.left
+        if needed > available:
+            raise CreditsExhausted(
+                f"the batch needs {needed} credits but the budget has {available}; "
+                "nothing was started (drop require_full=True to run what fits)",
+                needed=needed,
+                available=available,
+            )
+
+    async def _finish(self, *, cancelled: bool) -> None:
+        pool = self._pool
+        remain_after = None
+        if not cancelled and pool._open:
+            try:
+                remain_after = (await pool.recheck()).remain
+            except SearchCansError as error:
+                logger.warning("could not read the account after the batch: %s", error)
+        if self._stop_reason is not None:
+            reason = self._stop_reason
+        elif self._exhausted:
+            reason = StopReason.COMPLETED
+        else:
+            reason = StopReason.CANCELLED
+        ledger = pool._ledger
+        self._report = BatchReport(
+            stop_reason=reason,
+            succeeded=self._succeeded,
+            failed=tuple(self._failed),
+            not_started=tuple(self._not_started),
+            unread_from=None if self._exhausted else self._read,
+            items_read=self._read,
+            total=self._total,
+            credits_committed=self._committed,
+            # A check may have shown some of this batch's doubtful credits were not billed.
+            credits_possibly_charged=min(self._possibly_charged, ledger.possibly_charged),
+            remain_before=self._remain_before,
+            remain_after=remain_after,
+            elapsed=pool.clock.now() - self._started,
+            error=self._stop_error,
+            unconsumed=tuple(self._unconsumed),
+        )
+        logger.info(
+            "batch stopped (%s): %d succeeded, %d failed, %d not started",
+            reason.value,
+            self._succeeded,
+            len(self._failed),
+            len(self._not_started),
+        )
+        if pool.emit:
+            pool.emit(
+                Stopped(
+                    reason=reason.value,
+                    succeeded=self._succeeded,
+                    failed=len(self._failed),
+                    not_started=len(self._not_started),
+                )
+            )
+
+
+def _iterate(
+    items: Iterable[T] | AsyncIterable[T],
+) -> tuple[Iterator[T] | None, AsyncIterator[T] | None]:
+    if isinstance(items, AsyncIterable):
+        return None, aiter(items)
+    if isinstance(items, Iterable):
+        return iter(items), None
+    raise TypeError(f"items must be an iterable or async iterable, not {type(items).__name__}")
+
+
+def _lane_type() -> Any:
+    from ._lanes import _Lane  # noqa: PLC0415  # _lanes imports this module
+
+    return _Lane

@@ -1,0 +1,472 @@
+"""The SearchCans client: ``account()``, ``search()``, ``read()`` over one request path."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, overload
+
+from ._clock import Clock, LoopClock
+from ._convert import parse_account, parse_page, parse_search
+from ._costs import Costs
+from ._errors import LaneBusyError, SearchCansError
+from ._events import CallFinished, Emitter, EventHook
+from ._meter import current_lane
+from ._models import SearchResult
+from ._requests import ReadRequest, SearchRequest
+from ._retry import RetryPolicy, call_with_retries
+from ._secret import Secret
+from ._transport import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_BODY_BYTES,
+    NO_RESULTS_CODES,
+    Envelope,
+    Session,
+    Transport,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._lanes import LanePool
+    from ._models import Account, ApiKey, ReaderPage
+
+__all__ = ["SearchCans"]
+
+logger = logging.getLogger("searchcans_async")
+
+ACCOUNT_PATH: Final = "/api/user/key"
+_TIMEOUT_MARGIN: Final = 5.0  # seconds the client waits beyond the server's own deadline
+
+
+class SearchCans:
+    """An asyncio client for the SearchCans API.
+
+    Args:
+        api_key: The API key; default: the ``SEARCHCANS_API_KEY`` environment variable.
+            It is only ever sent in the Authorization header and never shown.
+        base_url: The service's address (``https://www.searchcans.com``); point it at an
+            :class:`~searchcans_async.testing.Emulator` in tests. Plain ``http://`` is
+            refused unless the host is loopback or ``allow_insecure_http=True``.
+        session: An ``aiohttp.ClientSession`` to borrow (never closed by the client).
+            Without one the client creates its own and closes it in :meth:`aclose`.
+        timeout: Seconds one attempt may take. Raised automatically to the server's
+            own wait (``server_timeout`` + ``wait``) plus 5 s, so the client never gives
+            up before the server does (which would leave a call possibly charged).
+        retry: The default :class:`RetryPolicy`; each call may pass its own.
+        costs: The credit price list used to reserve credits in a lane.
+        clock: Time source for backoff and deadlines (a ``VirtualClock`` in tests).
+        on_event: A callable receiving :mod:`events <searchcans_async.events>`.
+        max_body_bytes: Larger answers are refused (``ResponseFormatError``).
+        allow_insecure_http: Allow plain http to a non-loopback host.
+        trust_env: Let aiohttp read proxy settings from the environment (off by default).
+
+    Raises:
+        AuthenticationError: No key was given and ``SEARCHCANS_API_KEY`` is unset.
+
+    Example:
+        >>> async def main():
+        ...     async with SearchCans() as client:
+        ...         account = await client.account()
+        ...         print(account.remain, account.concurrent)
+        ...         result = await client.search("asyncio semaphore")
+        ...         page = await client.read("https://docs.python.org/3/library/asyncio.html")
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        session: Session | None = None,
+        timeout: float = 35.0,
+        retry: RetryPolicy | None = None,
+        costs: Costs | None = None,
+        clock: Clock | None = None,
+        on_event: EventHook | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        allow_insecure_http: bool = False,
+        trust_env: bool = False,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        self._transport = Transport(
+            secret=Secret.resolve(api_key),
+            base_url=base_url,
+            session=session,
+            max_body_bytes=max_body_bytes,
+            allow_insecure_http=allow_insecure_http,
+            trust_env=trust_env,
+        )
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.costs = costs or Costs()
+        self.clock: Clock = clock or LoopClock()
+        self.emit = Emitter(on_event)
+        self._rng = random.Random()  # jitter only
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The service's address, without a trailing slash."""
+        return self._transport.base_url
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._transport.closed
+
+    async def aclose(self) -> None:
+        """Close the client's own HTTP session (a lent session stays open). Idempotent."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None and transport.has_open_session and not sys.is_finalizing():
+            _warn(
+                f"unclosed {self!r}: use 'async with SearchCans(...)' or 'await client.aclose()'",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<SearchCans {self.base_url} {state}>"
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    async def account(
+        self, *, retry: RetryPolicy | None = None, timeout: float | None = None
+    ) -> Account:
+        """Read the account: credits left, Parallel Lanes, and every API key's quota.
+
+        Costs no credits.
+
+        Example:
+            >>> account = await client.account()  # doctest: +SKIP
+            >>> account.remain, account.concurrent, account.spendable()  # doctest: +SKIP
+            (1098, 1, 1098)
+        """
+        envelope = await self._call(
+            "account", ACCOUNT_PATH, {}, cost=0, server_wait=0.0, retry=retry, timeout=timeout
+        )
+        return parse_account(envelope.data)
+
+    async def search(
+        self,
+        query: str,
+        engine: str = "google",
+        *,
+        country: str | None = None,
+        language: str | None = None,
+        page: int | None = None,
+        pages: int | None = None,
+        server_timeout: float | None = None,
+        wait: float | None = None,
+        html: bool = False,
+        knowledge_graph: bool = False,
+        people_also_ask: bool = False,
+        ai_summary: bool = False,
+        news_aggregation: bool = False,
+        video_aggregation: bool = False,
+        people_also_search_for: bool = False,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> SearchResult:
+        """Run a SERP query.
+
+        Args:
+            query: What to search for.
+            engine: ``google`` (default), ``bing``, ``google_news``, ``google_shopping``,
+                ``google_images``, ``google_videos`` or ``google_short_videos``.
+            country: Country code to search from, e.g. ``"us"``.
+            language: Result language, e.g. ``"en"``.
+            page: Fetch this one page (1 credit).
+            pages: Fetch pages 1..N in one call (Google only; N credits).
+            server_timeout: Seconds the server may spend (its ``d``; 10 s by default,
+                20 s advised for heavy queries).
+            wait: Seconds the server waits for the page (its ``w``).
+            html: Also return the page's HTML.
+            knowledge_graph: Ask for the knowledge-graph block.
+            people_also_ask: Ask for the "People also ask" block.
+            ai_summary: Ask for the AI summary block.
+            news_aggregation: Ask for aggregated news results.
+            video_aggregation: Ask for aggregated video results.
+            people_also_search_for: Ask for the "People also search for" block.
+            retry: This call's retry policy (default: the client's).
+            timeout: Seconds one attempt may take (default: the client's).
+
+        Returns:
+            The result; ``result.no_results`` is ``True`` (and nothing is charged by
+            default) when the API found nothing.
+
+        Raises:
+            ValueError: An invalid option; nothing was sent.
+            SearchCansError: The call failed; see the error's ``charged`` flag.
+
+        Example:
+            >>> result = await client.search("python asyncio", pages=2)  # doctest: +SKIP
+            >>> [hit.link for hit in result.organic][:3]  # doctest: +SKIP
+        """
+        request = SearchRequest(
+            query=query,
+            engine=engine,
+            country=country,
+            language=language,
+            page=page,
+            pages=pages,
+            server_timeout=server_timeout,
+            wait=wait,
+            html=html,
+            knowledge_graph=knowledge_graph,
+            people_also_ask=people_also_ask,
+            ai_summary=ai_summary,
+            news_aggregation=news_aggregation,
+            video_aggregation=video_aggregation,
+            people_also_search_for=people_also_search_for,
+        )
+        return await self.send(request, retry=retry, timeout=timeout)
+
+    async def read(
+        self,
+        url: str,
+        *,
+        proxy: Literal[0, 1, 2, 3] = 0,
+        browser: bool = False,
+        wait: float | None = None,
+        server_timeout: float | None = None,
+        html: bool = False,
+        captcha: bool = False,
+        file: bool = False,
+        image: Literal[0, 1, 2] = 0,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> ReaderPage:
+        """Read a URL as markdown with the Reader API.
+
+        Args:
+            url: An absolute http(s) URL.
+            proxy: Proxy tier 0 (direct, 2 credits), 1 (+2), 2 (+5) or 3 (+10).
+            browser: Render JavaScript in a browser first (the API's ``mode: 1``).
+            wait: Seconds to wait after rendering (needs ``browser=True``).
+            server_timeout: Seconds the server may spend (its ``d``).
+            html: Also return the page's HTML.
+            captcha: Let the service solve captchas.
+            file: Read a PDF or Office file.
+            image: 1 for a viewport screenshot, 2 for a full-page one.
+            retry: This call's retry policy (default: the client's).
+            timeout: Seconds one attempt may take (default: the client's).
+
+        Raises:
+            ValueError: An invalid option (e.g. ``proxy=5``, ``wait`` without browser).
+            SearchCansError: The call failed; see the error's ``charged`` flag.
+
+        Example:
+            >>> page = await client.read("https://example.com", proxy=1)  # doctest: +SKIP
+            >>> page.title, page.credits  # doctest: +SKIP
+            ('Example Domain', 4)
+        """
+        request = ReadRequest(
+            url=url,
+            proxy=proxy,
+            browser=browser,
+            wait=wait,
+            server_timeout=server_timeout,
+            html=html,
+            captcha=captcha,
+            file=file,
+            image=image,
+        )
+        return await self.send(request, retry=retry, timeout=timeout)
+
+    @overload
+    async def send(
+        self,
+        request: SearchRequest,
+        *,
+        retry: RetryPolicy | None = ...,
+        timeout: float | None = ...,
+    ) -> SearchResult: ...
+
+    @overload
+    async def send(
+        self, request: ReadRequest, *, retry: RetryPolicy | None = ..., timeout: float | None = ...
+    ) -> ReaderPage: ...
+
+    async def send(
+        self,
+        request: SearchRequest | ReadRequest,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> SearchResult | ReaderPage:
+        """Send a prepared request (what ``search()`` and ``read()`` do); for batch runners."""
+        cost = request.cost(self.costs)
+        if isinstance(request, SearchRequest):
+            envelope = await self._call(
+                "search",
+                request.path,
+                request.body(),
+                cost=cost,
+                server_wait=request.server_wait,
+                retry=retry,
+                timeout=timeout,
+            )
+            if envelope.code in NO_RESULTS_CODES:
+                return SearchResult(
+                    query=request.query,
+                    engine=request.engine,
+                    no_results=True,
+                    credits=cost if self.costs.no_results_charged else 0,
+                    request_id=envelope.request_id,
+                    raw=envelope.data,
+                )
+            return parse_search(
+                envelope.data,
+                query=request.query,
+                engine=request.engine,
+                credits=cost,
+                request_id=envelope.request_id,
+            )
+        envelope = await self._call(
+            "read",
+            request.path,
+            request.body(),
+            cost=cost,
+            server_wait=request.server_wait,
+            retry=retry,
+            timeout=timeout,
+        )
+        return parse_page(
+            envelope.data, url=request.url, credits=cost, request_id=envelope.request_id
+        )
+
+    # -- the one request path ------------------------------------------------------------
+
+    async def _call(
+        self,
+        endpoint: str,
+        path: str,
+        body: dict[str, Any],
+        *,
+        cost: int,
+        server_wait: float,
+        retry: RetryPolicy | None,
+        timeout: float | None,
+    ) -> Envelope:
+        attempt_timeout = max(timeout or self.timeout, server_wait + _TIMEOUT_MARGIN)
+        lane = current_lane.get() if cost else None
+        clock = self.clock
+
+        async def attempt(number: int, left: float | None) -> Envelope:
+            if lane is not None:
+                await lane.cover(cost)
+            started = clock.now()
+            budget = attempt_timeout if left is None else max(0.001, min(attempt_timeout, left))
+            try:
+                envelope = await self._transport.post(path, body, timeout=budget)
+            except SearchCansError as error:
+                if lane is not None:
+                    lane.settle(cost, error.charged)
+                    if isinstance(error, LaneBusyError):
+                        lane.lane_busy()
+                self._finished(endpoint, number, error, started, 0)
+                raise
+            except BaseException:
+                if lane is not None:  # cancelled mid-flight: the server may have served it
+                    lane.settle(cost, None)
+                raise
+            charged = envelope.code == 0 or self.costs.no_results_charged
+            if lane is not None:
+                lane.settle(cost, charged)
+            self._finished(endpoint, number, envelope, started, cost if charged else 0)
+            return envelope
+
+        return await call_with_retries(
+            attempt,
+            policy=retry or self.retry,
+            clock=clock,
+            rng=self._rng,
+            emit=self.emit,
+            endpoint=endpoint,
+        )
+
+    def _finished(
+        self,
+        endpoint: str,
+        number: int,
+        result: Envelope | SearchCansError,
+        started: float,
+        credits: int,
+    ) -> None:
+        if not self.emit:
+            return
+        if isinstance(result, SearchCansError):
+            outcome, status, code = type(result).__name__, result.http_status, result.code
+        else:
+            outcome = "ok" if result.code == 0 else "no_results"
+            status, code = result.http_status, result.code
+        self.emit(
+            CallFinished(
+                endpoint=endpoint,
+                attempt=number,
+                outcome=outcome,
+                http_status=status,
+                code=code,
+                credits=credits,
+                elapsed=self.clock.now() - started,
+            )
+        )
+
+    # -- lanes ---------------------------------------------------------------------------
+
+    def lanes(
+        self,
+        *,
+        budget: int | None = None,
+        floor: int = 0,
+        max_lanes: int | None = None,
+        for_key: str | ApiKey | None = None,
+        recheck_every: int | None = 100,
+        recheck_interval: float | None = 30.0,
+    ) -> LanePool:
+        """A :class:`LanePool` on this client's account; use it with ``async with``.
+
+        Entering it reads the account once to size the lanes (``concurrent``, capped by
+        ``max_lanes``) and the budget (the key's spendable credits minus ``floor``,
+        capped by ``budget``).
+
+        Example:
+            >>> async with client.lanes(budget=500) as pool:  # doctest: +SKIP
+            ...     async with pool.map(client.read, urls, cost=2) as outcomes:
+            ...         async for outcome in outcomes:
+            ...             print(outcome.item, outcome.ok)
+        """
+        from ._lanes import LanePool  # noqa: PLC0415  # lanes sit above the client
+
+        return LanePool(
+            self.account,
+            budget=budget,
+            floor=floor,
+            max_lanes=max_lanes,
+            for_key=for_key,
+            recheck_every=recheck_every,
+            recheck_interval=recheck_interval,
+            clock=self.clock,
+            on_event=self.emit,
+        )

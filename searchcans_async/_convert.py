@@ -1,0 +1,282 @@
+"""The one cattrs converter: API camelCase <-> model snake_case, strict where it matters.
+
+Everything that turns an API ``data`` payload into a model goes through here, so there
+is a single place that knows the wire names, the legacy shapes and the type rules:
+
+* integers must be JSON integers (``"12"``, ``12.0``, ``true`` and ``null`` are refused);
+* strings must be JSON strings (``null`` becomes the field's default);
+* unknown fields and blocks are ignored by the models and kept in ``raw`` / ``extra``.
+
+A payload that breaks a rule raises :class:`ResponseFormatError` naming the wire field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import attrs
+import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory, is_sequence
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._errors import ResponseFormatError
+from ._models import Account, ApiKey, FieldValueError, OrganicResult, ReaderPage, SearchResult
+
+__all__ = ["parse_account", "parse_page", "parse_search", "to_json"]
+
+T = TypeVar("T")
+
+# Fields that come from the request, not the wire. The parse functions pass them under
+# an "@"-prefixed key, so each model is built in one pass by the generated hook.
+_FROM_REQUEST: Final[Mapping[type, frozenset[str]]] = {
+    Account: frozenset(),
+    ApiKey: frozenset(),
+    OrganicResult: frozenset({"raw"}),
+    SearchResult: frozenset(
+        {"query", "engine", "no_results", "credits", "request_id", "extra", "raw"}
+    ),
+    ReaderPage: frozenset({"url", "credits", "request_id", "raw"}),
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _wire_name(attribute: attrs.Attribute[Any], cls: type[Any] | None = None) -> str:
+    if cls is not None and attribute.name in _FROM_REQUEST.get(cls, ()):
+        return f"@{attribute.name}"
+    explicit = attribute.metadata.get("json")
+    if explicit is not None:
+        return str(explicit)
+    # Vertical engines' blocks are snake_case on the wire already.
+    return attribute.name if attribute.name.endswith("_results") else _camel(attribute.name)
+
+
+def _strict_int(value: object, _type: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _strict_bool(value: object, _type: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _strict_str(value: object, _type: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _json_object(value: object, _type: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _build_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(bool, _strict_bool)
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook_func(lambda t: t == Mapping[str, Any], _json_object)
+
+    def list_only(annotation: Any) -> Callable[[Any, Any], Any]:
+        # cattrs would happily build a tuple from a string's characters.
+        build = homogenous_tuple_structure_factory(annotation, converter)
+
+        def structure(value: Any, target: Any) -> Any:
+            if not isinstance(value, list):
+                raise TypeError(f"expected a list, got {type(value).__name__}")
+            return build(value, target)
+
+        return structure
+
+    converter.register_structure_hook_factory(is_sequence, list_only)
+
+    def structure_factory(cls: type[Any]) -> Callable[[Any, Any], Any]:
+        overrides: dict[str, Any] = {
+            a.name: override(rename=_wire_name(a, cls)) for a in attrs.fields(cls)
+        }
+        generated = make_dict_structure_fn(cls, converter, **overrides)
+        keeps_raw = "raw" in _FROM_REQUEST.get(cls, ())
+
+        def structure(data: Any, target: Any) -> Any:
+            if not isinstance(data, Mapping):
+                raise TypeError(f"expected an object, got {type(data).__name__}")
+            # JSON null means "absent": let the attribute's default apply.
+            present = {k: v for k, v in data.items() if v is not None}
+            if keeps_raw:
+                present.setdefault("@raw", data)
+            return generated(present, target)
+
+        return structure
+
+    def unstructure_factory(cls: type[Any]) -> Callable[[Any], Any]:
+        overrides: dict[str, Any] = {
+            a.name: override(omit=True)
+            if a.name in {"raw", "extra"}
+            else override(rename=_wire_name(a))
+            for a in attrs.fields(cls)
+        }
+        return make_dict_unstructure_fn(cls, converter, **overrides)
+
+    converter.register_structure_hook_factory(attrs.has, structure_factory)
+    converter.register_unstructure_hook_factory(attrs.has, unstructure_factory)
+    return converter
+
+
+_converter: Final = _build_converter()
+
+
+def _failure(error: BaseException, cls: type[Any], path: str = "") -> tuple[str, BaseException]:
+    """Walk cattrs' nested validation errors down to the first field that failed."""
+    if isinstance(error, FieldValueError):
+        field = next((a for a in attrs.fields(cls) if a.name == error.field), None)
+        wire = _wire_name(field, cls) if field is not None else error.field
+        return (f"{path}.{wire}" if path else wire), error
+    if isinstance(error, ClassValidationError | IterableValidationError):
+        for sub in error.exceptions:
+            for note in getattr(sub, "__notes__", ()):
+                if isinstance(note, AttributeValidationNote):
+                    field = next((a for a in attrs.fields(cls) if a.name == note.name), None)
+                    wire = _wire_name(field, cls) if field is not None else note.name
+                    inner = _inner_class(note.type)
+                    return _failure(sub, inner or cls, f"{path}.{wire}" if path else wire)
+                if isinstance(note, IterableValidationNote):
+                    return _failure(sub, _inner_class(note.type) or cls, f"{path}[{note.index}]")
+            return _failure(sub, cls, path)
+    return path, error
+
+
+def _inner_class(annotation: Any) -> type[Any] | None:
+    if isinstance(annotation, type) and attrs.has(annotation):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_class(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _structure(data: Any, cls: type[T], what: str) -> T:
+    try:
+        return _converter.structure(data, cls)
+    except (ClassValidationError, IterableValidationError, TypeError, ValueError) as error:
+        path, cause = _failure(error, cls)
+        problem = "is missing" if isinstance(cause, KeyError) else str(cause)
+        where = f"field {path!r}" if path else "its data"
+        raise ResponseFormatError(
+            f"malformed {what}: {where} {problem}", field=path or None
+        ) from None
+
+
+def parse_account(data: Any) -> Account:
+    """Build an :class:`Account` from ``/api/user/key``'s ``data``.
+
+    Raises:
+        ResponseFormatError: ``data`` is not an object, or a field has the wrong type
+            (e.g. ``remain`` missing, negative or not an integer); the error names it.
+    """
+    return _structure(data, Account, "account")
+
+
+def _normalise_organic(item: Any, index: int) -> Any:
+    if not isinstance(item, Mapping):
+        return item  # the converter reports it with its index
+    if "link" in item and "snippet" in item:
+        return item
+    normalised = dict(item)
+    if "link" not in normalised and "url" in normalised:
+        normalised["link"] = normalised["url"]
+    if "snippet" not in normalised and "content" in normalised:
+        normalised["snippet"] = normalised["content"]
+    normalised.setdefault("position", index + 1)
+    return normalised
+
+
+_KNOWN_BLOCKS: Final = frozenset(_wire_name(a) for a in attrs.fields(SearchResult))
+
+
+def parse_search(
+    data: Any, *, query: str, engine: str, credits: int, request_id: str | None
+) -> SearchResult:
+    """Build a :class:`SearchResult` from ``/api/v1/search``'s ``data``.
+
+    Accepts the v1 object and the legacy bare list of ``{title, url, content}``.
+
+    Raises:
+        ResponseFormatError: ``data`` has neither shape, or a known block has the wrong type.
+    """
+    raw = data
+    if isinstance(data, list):
+        data = {"organic": data}
+    if not isinstance(data, Mapping):
+        raise ResponseFormatError(
+            f"malformed search result: expected an object or a list, got {type(data).__name__}",
+            charged=True,
+        )
+    organic = data.get("organic")
+    if isinstance(organic, list):
+        data = {**data, "organic": [_normalise_organic(x, i) for i, x in enumerate(organic)]}
+    wire = {
+        **data,
+        "@query": query,
+        "@engine": engine,
+        "@no_results": False,
+        "@credits": credits,
+        "@request_id": request_id,
+        "@extra": {k: v for k, v in data.items() if k not in _KNOWN_BLOCKS},
+        "@raw": raw,
+    }
+    try:
+        return _structure(wire, SearchResult, "search result")
+    except ResponseFormatError as error:
+        error.charged = True  # code 0 on HTTP 200: the call was billed
+        raise
+
+
+def parse_page(data: Any, *, url: str, credits: int, request_id: str | None) -> ReaderPage:
+    """Build a :class:`ReaderPage` from ``/api/v1/url``'s ``data``.
+
+    Some deployments answer ``data`` as a JSON string, or as the markdown itself; both
+    are accepted.
+
+    Raises:
+        ResponseFormatError: ``data`` is neither an object nor a string, or a field has
+            the wrong type.
+    """
+    raw = data
+    if isinstance(data, str):
+        try:
+            decoded = json.loads(data)
+        except ValueError:
+            decoded = None
+        data = decoded if isinstance(decoded, Mapping) else {"markdown": data}
+    if not isinstance(data, Mapping):
+        raise ResponseFormatError(
+            f"malformed Reader page: expected an object, got {type(data).__name__}", charged=True
+        )
+    wire = {**data, "@url": url, "@credits": credits, "@request_id": request_id, "@raw": raw}
+    try:
+        return _structure(wire, ReaderPage, "Reader page")
+    except ResponseFormatError as error:
+        error.charged = True  # code 0 on HTTP 200: the call was billed
+        raise
+
+
+def to_json(value: Any) -> Any:
+    """Turn a model into JSON-ready data with the API's camelCase names (no ``raw``)."""
+    return _converter.unstructure(value)

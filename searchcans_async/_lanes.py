@@ -1,0 +1,705 @@
+"""LanePool: every Parallel Lane busy, never one too many, and no credit spent past the budget.
+
+The pool knows nothing of HTTP. It depends on an *account source* (any async callable
+returning an :class:`Account`), sizes its lanes from ``concurrent`` and its budget from
+``spendable``, and re-reads the account beside the running work to follow the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+
+import attrs
+
+from ._batch import Batch, BatchReport, StopReason
+from ._clock import Clock, LoopClock
+from ._errors import (
+    AuthenticationError,
+    CreditsExhausted,
+    InsufficientCreditsError,
+    NoLanesError,
+    SearchCansError,
+)
+from ._events import BudgetRebased, Emitter, EventHook, LanesResized
+from ._ledger import CreditLedger, LaneLimiter, RecheckMark
+from ._meter import current_lane
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable, Iterable
+    from types import TracebackType
+
+    from ._models import Account, ApiKey
+
+__all__ = ["LanePool", "PoolStatistics"]
+
+logger = logging.getLogger("searchcans_async")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+AccountSource = Callable[[], Awaitable["Account"]]
+Cost = int | Callable[[Any], int]
+
+DEFAULT_SETTLE_GRACE: Final = 40.0
+# Completions between two looks at the clock for time-based rechecks (reading the
+# clock on every completion would cost more than the rest of the hot path).
+_TIME_CHECK_STRIDE: Final = 8
+
+
+@attrs.frozen
+class PoolStatistics:
+    """A snapshot of a :class:`LanePool`.
+
+    Attributes:
+        lanes: Lanes usable now (``concurrent``, capped by ``max_lanes``, lowered for a
+            while after "lanes busy" answers).
+        plan_lanes: The account's ``concurrent`` capped by ``max_lanes``.
+        in_flight: Lanes held now.
+        peak_in_flight: The most lanes held at once so far.
+        waiting: Callers waiting for a lane.
+        reserved: Credits reserved by work in flight.
+        committed: Credits spent on work that succeeded.
+        possibly_charged: Credits of failures that may have been billed, until an
+            account check settles them.
+        budget_left: Credits new work may still reserve.
+        remain: The account's ``remain`` at the last check.
+        rechecks: Account checks made since the pool opened.
+        stop_reason: Why the pool stopped taking work, or ``None`` while it takes it.
+    """
+
+    lanes: int
+    plan_lanes: int
+    in_flight: int
+    peak_in_flight: int
+    waiting: int
+    reserved: int
+    committed: int
+    possibly_charged: int
+    budget_left: int
+    remain: int
+    rechecks: int
+    stop_reason: StopReason | None
+
+
+class _Lane:
+    """One held lane and its credit reservation; calls made inside it report here."""
+
+    __slots__ = ("calls", "committed", "covered", "pool", "possibly_charged", "reserved")
+
+    def __init__(self, pool: LanePool, reserved: int) -> None:
+        self.pool = pool
+        self.reserved = reserved
+        self.covered = 0
+        self.committed = 0
+        self.possibly_charged = 0
+        self.calls = 0
+
+    async def cover(self, cost: int) -> None:
+        free = self.reserved - self.covered - self.committed - self.possibly_charged
+        if cost > free:
+            extra = cost - max(0, free)
+            ledger = self.pool._ledger
+            if not ledger.reserve(extra):
+                raise CreditsExhausted(needed=cost, available=max(0, free) + ledger.left)
+            self.reserved += extra
+        self.covered += cost
+
+    def settle(self, cost: int, charged: bool | None) -> None:
+        self.covered -= cost
+        self.calls += 1
+        if charged:
+            self.committed += cost
+        elif charged is None:
+            self.possibly_charged += cost
+
+    def lane_busy(self) -> None:
+        self.pool._lane_busy()
+
+
+class _LaneContext:
+    __slots__ = ("_cost", "_lane", "_pool", "_token")
+
+    def __init__(self, pool: LanePool, cost: int) -> None:
+        self._pool = pool
+        self._cost = cost
+        self._lane: _Lane | None = None
+        self._token: Any = None
+
+    async def __aenter__(self) -> None:
+        self._lane = await self._pool._take_lane(self._cost)
+        self._token = current_lane.set(self._lane)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        current_lane.reset(self._token)
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            self._pool._give_back(lane, exc)
+
+
+class LanePool:
+    """Runs your coroutines in the account's Parallel Lanes, within a credit budget.
+
+    Open it with ``async with`` (``SearchCans.lanes()`` builds one for a client). It reads
+    the account once, then:
+
+    * never holds more lanes than ``concurrent`` (or ``max_lanes``), and keeps them all
+      busy while there is work;
+    * reserves each item's cost before it starts, and starts nothing that the budget
+      (``spendable - floor``, capped by ``budget``) cannot cover: zero overshoot;
+    * re-reads the account every ``recheck_every`` finished items or
+      ``recheck_interval`` seconds, beside the work, to re-base the budget and follow
+      a changed lane count;
+    * lowers its lanes for a while when the server says they are busy (1010), then
+      grows them back.
+
+    Args:
+        account_source: Async callable returning the current :class:`Account`.
+        budget: Most credits this pool may spend (default: everything spendable).
+        floor: Credits to leave on the account.
+        max_lanes: Use at most this many lanes (to share an account with other jobs).
+        for_key: The spending key (id, name or masked key) when it is not the caller.
+        recheck_every: Re-read the account after this many finished items (``None``: never).
+        recheck_interval: ... or when this many seconds passed (``None``: never).
+        settle_grace: Seconds after a possibly charged failure before an account check
+            is trusted to show its charge.
+        clock: Time source (a ``VirtualClock`` in tests).
+        on_event: Event hook (see :mod:`searchcans_async.events`).
+
+    Example:
+        >>> async with client.lanes(budget=1_000, floor=100) as pool:  # doctest: +SKIP
+        ...     async with pool.map(client.read, urls, cost=2) as outcomes:
+        ...         async for outcome in outcomes:
+        ...             save(outcome.item, outcome.result)
+        ...     print(outcomes.report)
+    """
+
+    def __init__(
+        self,
+        account_source: AccountSource,
+        *,
+        budget: int | None = None,
+        floor: int = 0,
+        max_lanes: int | None = None,
+        for_key: str | ApiKey | None = None,
+        recheck_every: int | None = 100,
+        recheck_interval: float | None = 30.0,
+        settle_grace: float = DEFAULT_SETTLE_GRACE,
+        clock: Clock | None = None,
+        on_event: EventHook | Emitter | None = None,
+    ) -> None:
+        for name, value in (("budget", budget), ("max_lanes", max_lanes)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
+        if budget is not None and budget < 0:
+            raise ValueError(f"budget must be >= 0 credits, got {budget}")
+        if floor < 0:
+            raise ValueError(f"floor must be >= 0 credits, got {floor}")
+        if max_lanes is not None and max_lanes < 1:
+            raise ValueError(f"max_lanes must be >= 1, got {max_lanes}")
+        if recheck_every is not None and recheck_every < 1:
+            raise ValueError(f"recheck_every must be >= 1 item or None, got {recheck_every}")
+        if recheck_interval is not None and not recheck_interval > 0:
+            raise ValueError(f"recheck_interval must be > 0 s or None, got {recheck_interval}")
+        self._source = account_source
+        self._budget = budget
+        self._floor = floor
+        self._max_lanes = max_lanes
+        self._for_key = for_key
+        self._recheck_every = recheck_every
+        self._recheck_interval = recheck_interval
+        self._settle_grace = settle_grace
+        self.clock: Clock = clock or LoopClock()
+        self.emit = on_event if isinstance(on_event, Emitter) else Emitter(on_event)
+        self._account: Account | None = None
+        self._lanes = LaneLimiter(0)
+        self._ledger = CreditLedger(cap=budget, floor=floor, spendable=0, current=None)
+        self._plan = 0
+        self._halted: StopReason | None = None
+        self._halt_error: SearchCansError | None = None
+        self._batches: set[Batch[Any, Any]] = set()
+        self._changed: asyncio.Future[None] | None = None
+        self._recheck_task: asyncio.Task[Account | BaseException] | None = None
+        self._rechecks = 0
+        self._completions = 0
+        self._completions_at_recheck = 0
+        self._next_recheck_at: float = math.inf
+        self._next_recheck_time: float = math.inf
+        self._grow_at = 0
+        self._next_event: float = math.inf
+        self._quiet_until = 0
+        self._open = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Read the account and size lanes and budget (``async with`` does this).
+
+        Raises:
+            NoLanesError: The account has no lanes (``concurrent == 0``).
+            AuthenticationError: The key is unknown or inactive.
+            SearchCansError: The account could not be read.
+        """
+        if self._open:
+            raise RuntimeError("this LanePool is already open")
+        account = await self._source()
+        if account.concurrent == 0:
+            raise NoLanesError(
+                "the account has no Parallel Lanes (concurrent=0), so nothing can run; "
+                "check the plan in the SearchCans dashboard"
+            )
+        spendable = account.spendable(self._for_key)
+        self._ledger = CreditLedger(
+            cap=self._budget,
+            floor=self._floor,
+            spendable=spendable,
+            current=account.current,
+            grace=self._settle_grace,
+        )
+        self._account = account
+        self._plan = self._plan_for(account)
+        self._lanes = LaneLimiter(self._plan)
+        self._open = True
+        self._schedule_next_recheck()
+        logger.info(
+            "lane pool open: %d lanes, %d credits spendable, budget left %d",
+            self._plan,
+            spendable,
+            self._ledger.left,
+        )
+
+    async def aclose(self) -> None:
+        """Stop taking work and wait for the background account check. Idempotent."""
+        if self._halted is None and self._open:
+            self._halted = StopReason.CANCELLED
+        self._open = False
+        task, self._recheck_task = self._recheck_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._notify()
+
+    def stop(self, *, cancel: bool = False) -> None:
+        """Stop every running batch: nothing new starts; in-flight work finishes.
+
+        With ``cancel=True`` in-flight work is cancelled instead (its credits count as
+        possibly charged until the next account check).
+        """
+        self._halt(StopReason.CANCELLED, None)
+        for batch in list(self._batches):
+            batch.stop(cancel=cancel)
+
+    # -- introspection -----------------------------------------------------------------
+
+    @property
+    def lanes(self) -> int:
+        """Lanes usable now."""
+        return self._lanes.limit
+
+    @property
+    def account(self) -> Account:
+        """The account as of the last check."""
+        if self._account is None:
+            raise RuntimeError("the pool is not open yet: use 'async with pool:' first")
+        return self._account
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        """Why the pool stopped taking work (auth, billing, cancelled), else ``None``."""
+        return self._halted
+
+    def has_capacity(self, cost: int = 1) -> bool:
+        """Whether work of ``cost`` credits could start right now without waiting."""
+        lanes = self._lanes
+        return (
+            self._halted is None
+            and lanes.in_use < lanes.limit
+            and not lanes.waiting
+            and cost <= self._ledger.left
+        )
+
+    def statistics(self) -> PoolStatistics:
+        """A frozen snapshot of lanes and credits."""
+        ledger, lanes = self._ledger, self._lanes
+        return PoolStatistics(
+            lanes=lanes.limit,
+            plan_lanes=self._plan,
+            in_flight=lanes.in_use,
+            peak_in_flight=lanes.peak,
+            waiting=lanes.waiting,
+            reserved=ledger.reserved,
+            committed=ledger.committed,
+            possibly_charged=ledger.possibly_charged,
+            budget_left=ledger.left,
+            remain=self._account.remain if self._account is not None else 0,
+            rechecks=self._rechecks,
+            stop_reason=self._halted,
+        )
+
+    def __repr__(self) -> str:
+        ledger, lanes = self._ledger, self._lanes
+        stop = self._halted.value if self._halted is not None else None
+        return (
+            f"<LanePool lanes={lanes.limit} in_flight={lanes.in_use} waiting={lanes.waiting} "
+            f"reserved={ledger.reserved} committed={ledger.committed} "
+            f"possibly_charged={ledger.possibly_charged} budget_left={ledger.left} stop={stop}>"
+        )
+
+    # -- running work ------------------------------------------------------------------
+
+    def lane(self, cost: int = 1) -> _LaneContext:
+        """Hold one lane and ``cost`` reserved credits for the body of an ``async with``.
+
+        Calls made through a :class:`SearchCans` client inside it are metered: their
+        real charges are committed, and a call the reservation cannot cover is refused
+        with :class:`CreditsExhausted` before it is sent.
+
+        Raises:
+            CreditsExhausted: The budget cannot cover ``cost``, now or after the work in
+                flight settles.
+
+        Example:
+            >>> async with pool.lane(cost=2):  # doctest: +SKIP
+            ...     page = await client.read(url)
+        """
+        self._check_cost(cost)
+        return _LaneContext(self, cost)
+
+    async def run(
+        self, fn: Callable[..., Awaitable[R]], /, *args: Any, cost: int = 1, **kwargs: Any
+    ) -> R:
+        """Run ``await fn(*args, **kwargs)`` in a lane with ``cost`` credits reserved.
+
+        Raises:
+            CreditsExhausted: The budget cannot cover ``cost``.
+
+        Example:
+            >>> page = await pool.run(client.read, url, cost=2)  # doctest: +SKIP
+        """
+        async with self.lane(cost):
+            return await fn(*args, **kwargs)
+
+    def map(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        cost: Cost = 1,
+        fail_fast: bool = False,
+        require_full: bool = False,
+        buffer: int | None = None,
+    ) -> Batch[T, R]:
+        """Stream ``items`` through ``fn`` in the lanes; yield outcomes as they finish.
+
+        ``items`` may be any iterable or async iterable; it is read lazily, one item per
+        free lane, so memory stays O(lanes) even for millions of items.
+
+        Args:
+            fn: Async callable run once per item.
+            items: The work.
+            cost: Credits per item, or a function of the item returning them.
+            fail_fast: Stop at the first failed item (reason ``error``) instead of
+                recording it and going on.
+            require_full: Refuse to start (:class:`CreditsExhausted`) unless the budget
+                covers every item; needs an input of known size.
+            buffer: Finished outcomes held for a slow consumer (default ``2 * lanes``, at
+                least 64); workers pause when it is full.
+
+        Returns:
+            A :class:`Batch`: use it as ``async with pool.map(...) as outcomes:`` and
+            iterate it; its ``report`` tells what ran, failed and did not start.
+        """
+        self._check_open()
+        return Batch(
+            self, fn, items, cost=cost, fail_fast=fail_fast, require_full=require_full,
+            buffer=buffer,
+        )  # fmt: skip
+
+    async def run_batch(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        cost: Cost = 1,
+        on_outcome: Callable[[Any], object] | None = None,
+        fail_fast: bool = False,
+        require_full: bool = False,
+    ) -> BatchReport[T]:
+        """Run a whole batch and return its :class:`BatchReport`.
+
+        ``on_outcome(outcome)`` is called as each item finishes (e.g. to write a line of
+        output), without any buffering; if it raises, the batch stops with reason
+        ``error`` and that outcome is kept in ``report.unconsumed``.
+
+        Example:
+            >>> report = await pool.run_batch(client.search, words)  # doctest: +SKIP
+            >>> report.stop_reason, report.succeeded, len(report.failed)  # doctest: +SKIP
+        """
+        self._check_open()
+        batch = Batch(
+            self, fn, items, cost=cost, fail_fast=fail_fast, require_full=require_full,
+            sink=on_outcome or _discard,
+        )  # fmt: skip
+        async with batch:
+            await batch.wait()
+        return batch.report
+
+    async def recheck(self) -> Account:
+        """Read the account now (or join the check already running) and re-base on it.
+
+        Raises:
+            SearchCansError: The account could not be read.
+        """
+        self._check_open()
+        task = self._recheck_task or self._start_recheck()
+        result = await asyncio.shield(task)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    # -- internals used by lanes and batches ---------------------------------------------
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise RuntimeError(
+                "the LanePool is not open: use 'async with client.lanes() as pool:' "
+                "(or 'await pool.open()') before running work"
+            )
+
+    @staticmethod
+    def _check_cost(cost: int) -> None:
+        if isinstance(cost, bool) or not isinstance(cost, int):
+            raise TypeError(f"cost must be an int number of credits, not {type(cost).__name__}")
+        if cost < 0:
+            raise ValueError(f"cost must be >= 0 credits, got {cost}")
+
+    def _halt_exception(self) -> SearchCansError:
+        error = self._halt_error
+        reason = self._halted.value if self._halted is not None else "closed"
+        message = f"the lane pool stopped taking work ({reason})"
+        if error is not None:
+            message += f" after: {error.message}"
+        cls: type[SearchCansError] = type(error) if error is not None else SearchCansError
+        return cls(message, code=getattr(error, "code", None))
+
+    async def _take_lane(self, cost: int) -> _Lane:
+        """Wait for a lane, then reserve ``cost``; the slow path of ``lane()``."""
+        self._check_open()
+        if self._halted is not None:
+            raise self._halt_exception()
+        lanes = self._lanes
+        if not lanes.acquire_nowait():
+            await lanes.acquire()
+        try:
+            await self._reserve(cost)
+        except BaseException:
+            lanes.release()
+            raise
+        return _Lane(self, cost)
+
+    async def _reserve(self, cost: int) -> None:
+        """Reserve ``cost``, waiting while work in flight could free enough of it."""
+        ledger = self._ledger
+        while not ledger.reserve(cost):
+            if self._halted is not None:
+                raise self._halt_exception()
+            if cost > ledger.left_when_settled:
+                # Only a fresh reading can help now (credits added, doubts settled).
+                if self._completions == self._completions_at_recheck and self._rechecks:
+                    raise CreditsExhausted(needed=cost, available=ledger.left)
+                try:
+                    await self.recheck()
+                except SearchCansError:
+                    raise CreditsExhausted(needed=cost, available=ledger.left) from None
+                if cost > ledger.left_when_settled:
+                    raise CreditsExhausted(needed=cost, available=ledger.left)
+                continue
+            waiter = self._changed
+            if waiter is None or waiter.done():
+                waiter = self._changed = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def _notify(self) -> None:
+        waiter = self._changed
+        if waiter is not None:
+            self._changed = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _settle(self, lane: _Lane, error: BaseException | None) -> None:
+        """Turn a lane's reservation into committed / released / possibly charged."""
+        if lane.calls == 0 and lane.covered == 0:
+            # Nothing metered ran in the lane: judge by how the work ended.
+            if error is None:
+                committed, doubtful = lane.reserved, 0
+            elif isinstance(error, SearchCansError):
+                charged = error.charged
+                committed = lane.reserved if charged else 0
+                doubtful = lane.reserved if charged is None else 0
+            else:  # a bug or a cancellation: it may have spent what it reserved
+                committed, doubtful = 0, lane.reserved
+        else:
+            committed, doubtful = lane.committed, lane.possibly_charged + lane.covered
+        # The lane keeps its final figures: batches add them to their own totals.
+        lane.committed, lane.possibly_charged, lane.covered = committed, doubtful, 0
+        now = self.clock.now() if doubtful else 0.0
+        self._ledger.finish(lane.reserved, committed, doubtful, now)
+        if self._changed is not None:
+            self._notify()
+
+    def _give_back(self, lane: _Lane, error: BaseException | None) -> None:
+        """End a lane: settle credits, free the lane, react to what the error says."""
+        self._settle(lane, error)
+        self._lanes.release()
+        if error is not None:
+            self._observe(error)
+        self._completed()
+
+    def _observe(self, error: BaseException) -> StopReason | None:
+        """Halt the pool on errors that make all further work pointless."""
+        if isinstance(error, AuthenticationError):
+            self._halt(StopReason.AUTH, error)
+            return StopReason.AUTH
+        if isinstance(error, InsufficientCreditsError | NoLanesError):
+            self._halt(StopReason.BILLING, error)
+            return StopReason.BILLING
+        return None
+
+    def _halt(self, reason: StopReason, error: SearchCansError | None) -> None:
+        if self._halted is not None:
+            return
+        self._halted = reason
+        self._halt_error = error
+        logger.warning("lane pool stopped: %s%s", reason.value, f" ({error})" if error else "")
+        for batch in list(self._batches):
+            batch._pool_halted()
+        self._notify()
+
+    def _completed(self) -> None:
+        """Count a finished unit of work; the rare bookkeeping runs only when due."""
+        self._completions += 1
+        if self._completions >= self._next_event:
+            self._event_due()
+
+    def _event_due(self) -> None:
+        done = self._completions
+        if done >= self._grow_at and self._lanes.limit < self._plan:
+            self._resize(self._lanes.limit + 1, "recovered")
+        if self._recheck_task is None and (
+            done >= self._next_recheck_at or self.clock.now() >= self._next_recheck_time
+        ):
+            self._start_recheck()
+        self._plan_next_event()
+
+    def _plan_next_event(self) -> None:
+        """When ``_completed`` must next look beyond its counter."""
+        done = self._completions
+        due = self._next_recheck_at if self._recheck_task is None else done + _TIME_CHECK_STRIDE
+        if self._recheck_interval is not None:
+            due = min(due, done + _TIME_CHECK_STRIDE)
+        if self._lanes.limit < self._plan:
+            due = min(due, self._grow_at)
+        self._next_event = due
+
+    def _lane_busy(self) -> None:
+        """AIMD: halve the lanes on a 1010 (once per round of completions)."""
+        if self._completions < self._quiet_until:
+            return
+        lanes = max(1, self._lanes.limit // 2)
+        self._quiet_until = self._completions + lanes
+        if lanes < self._lanes.limit:
+            self._resize(lanes, "lane_busy")
+
+    def _resize(self, lanes: int, reason: str) -> None:
+        self._lanes.set_limit(lanes)
+        # Grow back by one lane per round of completions at the new size.
+        self._grow_at = self._completions + lanes
+        self._plan_next_event()
+        logger.info("lanes now %d (%s)", lanes, reason)
+        if self.emit:
+            self.emit(LanesResized(lanes=lanes, reason=reason))
+        for batch in list(self._batches):
+            batch._ensure_workers(lanes)
+
+    # -- account checks -------------------------------------------------------------------
+
+    def _plan_for(self, account: Account) -> int:
+        lanes = account.concurrent
+        return lanes if self._max_lanes is None else min(lanes, self._max_lanes)
+
+    def _schedule_next_recheck(self) -> None:
+        self._completions_at_recheck = self._completions
+        every, interval = self._recheck_every, self._recheck_interval
+        self._next_recheck_at = self._completions + every if every else math.inf
+        self._next_recheck_time = self.clock.now() + interval if interval else math.inf
+        self._plan_next_event()
+
+    def _start_recheck(self) -> asyncio.Task[Account | BaseException]:
+        mark = self._ledger.mark(self.clock.now())
+        self._schedule_next_recheck()
+        task = asyncio.get_running_loop().create_task(self._recheck(mark))
+        self._recheck_task = task
+        return task
+
+    async def _recheck(self, mark: RecheckMark) -> Account | BaseException:
+        try:
+            account = await self._source()
+            self._apply(account, mark)
+        except SearchCansError as error:
+            logger.warning("account check failed: %s", error)
+            self._observe(error)
+            return error
+        except Exception as error:  # a broken account source must not kill the batch
+            logger.exception("account check failed")
+            return error
+        finally:
+            self._recheck_task = None
+            self._rechecks += 1
+            self._plan_next_event()
+        return account
+
+    def _apply(self, account: Account, mark: RecheckMark) -> None:
+        spendable = account.spendable(self._for_key)
+        self._ledger.rebase(mark, spendable=spendable, current=account.current)
+        self._account = account
+        if account.concurrent == 0:
+            raise NoLanesError("the account's lanes dropped to 0 (concurrent=0)")
+        plan = self._plan_for(account)
+        if plan != self._plan:
+            self._plan = plan
+            self._resize(plan, "plan")
+        logger.debug("account check: remain %d, budget left %d", account.remain, self._ledger.left)
+        if self.emit:
+            self.emit(
+                BudgetRebased(
+                    remain=account.remain,
+                    spendable=spendable,
+                    lanes=plan,
+                    budget_left=self._ledger.left,
+                )
+            )
+        self._notify()
+
+
+def _discard(_outcome: object) -> None:
+    return None

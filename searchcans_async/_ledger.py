@@ -1,0 +1,261 @@
+"""The pool's state: lanes held and credits reserved / committed / possibly charged.
+
+Everything a :class:`LanePool` knows about capacity lives behind :class:`LocalState`, so
+that a shared backend (Redis) can stand in for it without the scheduling, rechecks,
+stopping and reporting above it changing. All methods here are synchronous and never
+wait: waiting is the pool's business.
+
+The credit rules, in one place:
+
+* An item starts only if ``committed + possibly_charged + reserved + cost <= cap``
+  (the user's own budget, if any) and the credits not yet reflected in the server's
+  last ``remain`` plus ``cost`` fit what that reading allows (``spendable - floor``).
+* A finished item turns its reservation into committed credits (success), nothing
+  (an uncharged failure) or possibly charged credits (a failure after sending).
+* An account check (:meth:`CreditLedger.rebase`) re-bases the server allowance on the
+  new ``remain``: credits of items finished before the check was sent are in it now,
+  those still in flight are counted against it in full. Possibly charged credits are
+  settled for the user's cap by how much the account's ``current`` consumption grew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import NamedTuple
+
+__all__ = ["CreditLedger", "LaneLimiter", "LocalState", "RecheckMark"]
+
+
+class LaneLimiter:
+    """A FIFO, resizable counting limiter (like trio's ``CapacityLimiter``).
+
+    ``asyncio.Semaphore`` offers neither a non-blocking acquire nor a way to shrink, and
+    both matter here: the hot path takes a lane without creating a coroutine, and a
+    smaller limit is honoured by not handing lanes back out until enough have returned
+    (running work is never interrupted).
+    """
+
+    __slots__ = ("_in_use", "_limit", "_waiters", "peak")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._in_use = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.peak = 0
+
+    @property
+    def limit(self) -> int:
+        """How many lanes may be held at once."""
+        return self._limit
+
+    @property
+    def in_use(self) -> int:
+        """Lanes held now."""
+        return self._in_use
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a lane."""
+        return sum(1 for waiter in self._waiters if not waiter.done())
+
+    def set_limit(self, limit: int) -> None:
+        """Change the limit; growing wakes waiters, shrinking absorbs lanes as they return."""
+        self._limit = limit
+        self._wake()
+
+    def acquire_nowait(self) -> bool:
+        """Take a lane if one is free and nobody queues before us."""
+        if self._in_use < self._limit and not self._waiters:
+            self._in_use += 1
+            self.peak = max(self.peak, self._in_use)
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        """Wait for a lane (first come, first served)."""
+        if self.acquire_nowait():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted as we were cancelled: pass the lane on
+            else:
+                waiter.cancel()
+                self._drop_cancelled()
+            raise
+
+    def release(self) -> None:
+        """Give a lane back."""
+        self._in_use -= 1
+        self._wake()
+
+    def _drop_cancelled(self) -> None:
+        while self._waiters and self._waiters[0].done():
+            self._waiters.popleft()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters and self._in_use < self._limit:
+            waiter = waiters.popleft()
+            if waiter.done():
+                continue
+            self._in_use += 1
+            self.peak = max(self.peak, self._in_use)
+            waiter.set_result(None)
+
+
+class RecheckMark(NamedTuple):
+    """The ledger's totals at the moment an account check was sent."""
+
+    committed_unreflected: int
+    doubts: int  # how many of the oldest possibly charged entries the check settles
+    doubt_credits: int
+    committed: int
+
+
+class CreditLedger:
+    """Reservations, commitments and possibly charged credits against a budget.
+
+    Args:
+        cap: The user's own limit on what this pool spends, or ``None``.
+        floor: Credits to leave untouched on the account.
+        spendable: What the key may spend per the first account reading.
+        current: The account's all-time consumption at that reading (``None`` if unknown).
+        grace: Seconds after a possibly charged call ended before an account check is
+            trusted to show its charge (the server may still be finishing it).
+    """
+
+    __slots__ = (
+        "_committed_unreflected",
+        "_current_at_start",
+        "_doubt_settled",
+        "_doubts",
+        "_doubts_reflected",
+        "allowance",
+        "cap",
+        "committed",
+        "floor",
+        "grace",
+        "outstanding",
+        "possibly_charged_total",
+        "reserved",
+    )
+
+    def __init__(
+        self,
+        *,
+        cap: int | None,
+        floor: int,
+        spendable: int,
+        current: int | None,
+        grace: float = 0.0,
+    ) -> None:
+        self.cap = cap
+        self.floor = floor
+        self.grace = grace
+        self.allowance = spendable - floor
+        self.reserved = 0
+        self.committed = 0
+        self.possibly_charged_total = 0
+        self.outstanding = 0  # credits the server's last `remain` may not reflect yet
+        self._committed_unreflected = 0
+        self._doubts: collections.deque[tuple[float, int]] = collections.deque()
+        self._doubts_reflected = 0  # possibly charged credits old enough to show in a check
+        self._doubt_settled = 0  # ... of which a check proved this many were not billed
+        self._current_at_start = current
+
+    @property
+    def possibly_charged(self) -> int:
+        """Credits of failed calls that may have been billed, not yet settled by a check."""
+        return self.possibly_charged_total - self._doubt_settled
+
+    @property
+    def left(self) -> int:
+        """Credits that new reservations may still take."""
+        by_server = self.allowance - self.outstanding
+        if self.cap is None:
+            return max(0, by_server)
+        by_cap = self.cap - self.committed - self.possibly_charged - self.reserved
+        return max(0, min(by_server, by_cap))
+
+    @property
+    def left_when_settled(self) -> int:
+        """What ``left`` would be once everything in flight failed uncharged.
+
+        If even this cannot cover a cost, waiting for in-flight work cannot help.
+        """
+        by_server = self.allowance - (self.outstanding - self.reserved)
+        if self.cap is None:
+            return max(0, by_server)
+        return max(0, min(by_server, self.cap - self.committed - self.possibly_charged))
+
+    def reserve(self, cost: int) -> bool:
+        """Reserve ``cost`` credits if they fit; the hot path (no allocation)."""
+        if cost > self.allowance - self.outstanding:
+            return False
+        cap = self.cap
+        if cap is not None and (
+            self.committed
+            + self.possibly_charged_total
+            - self._doubt_settled
+            + self.reserved
+            + cost
+            > cap
+        ):
+            return False
+        self.reserved += cost
+        self.outstanding += cost
+        return True
+
+    def finish(self, reserved: int, committed: int, possibly_charged: int, now: float) -> None:
+        """Close a reservation: what was committed, what may have been charged."""
+        self.reserved -= reserved
+        self.committed += committed
+        self.outstanding += committed + possibly_charged - reserved
+        self._committed_unreflected += committed
+        if possibly_charged:
+            self.possibly_charged_total += possibly_charged
+            self._doubts.append((now, possibly_charged))
+
+    def mark(self, now: float) -> RecheckMark:
+        """Snapshot taken as an account check is sent."""
+        old_enough = now - self.grace
+        count = credits = 0
+        for finished_at, amount in self._doubts:
+            if finished_at > old_enough:
+                break
+            count += 1
+            credits += amount
+        return RecheckMark(self._committed_unreflected, count, credits, self.committed)
+
+    def rebase(self, mark: RecheckMark, *, spendable: int, current: int | None) -> None:
+        """Re-base on an account reading sent at ``mark``; see the module docstring."""
+        self.outstanding -= mark.committed_unreflected + mark.doubt_credits
+        self._committed_unreflected -= mark.committed_unreflected
+        for _ in range(mark.doubts):
+            self._doubts.popleft()
+        self._doubts_reflected += mark.doubt_credits
+        self.allowance = spendable - self.floor
+        start = self._current_at_start
+        if start is None or current is None or current < start:
+            return
+        # What the account consumed since the pool opened bounds what our reflected
+        # possibly charged calls can have cost: everything else of it is accounted for.
+        consumed = current - start
+        could_be_charged = max(0, min(self._doubts_reflected, consumed - mark.committed))
+        self._doubt_settled = self._doubts_reflected - could_be_charged
+
+
+class LocalState:
+    """Lanes and credits of one process: the default, in-memory pool state."""
+
+    __slots__ = ("lanes", "ledger")
+
+    def __init__(self, lanes: LaneLimiter, ledger: CreditLedger) -> None:
+        self.lanes = lanes
+        self.ledger = ledger

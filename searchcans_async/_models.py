@@ -1,0 +1,243 @@
+"""Frozen value objects: the account, its keys, SERP results and Reader pages.
+
+Field names are snake_case here; the one converter in ``_convert`` maps them to the API's
+camelCase (``json`` metadata names the few that do not follow the simple rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+from ._errors import AuthenticationError
+
+__all__ = ["Account", "ApiKey", "OrganicResult", "ReaderPage", "SearchResult"]
+
+SHARED_POOL: Final = -1
+"""``ApiKey.total`` value meaning "no own cap: draws on the account's credits"."""
+
+_EMPTY: Final[Mapping[str, Any]] = {}
+
+
+class FieldValueError(ValueError):
+    """A field's value is out of range; ``field`` names it (for error messages)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
+
+
+def _non_negative(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise FieldValueError(attribute.name, f"must be >= 0, got {value}")
+
+
+@attrs.frozen
+class ApiKey:
+    """One API key of the account, as ``/api/user/key`` lists it.
+
+    Attributes:
+        name: The key's display name.
+        id: The key's id (``uk_...``).
+        key: The key itself, masked by the server (opaque text with bullet characters).
+        active: Whether the key may be used.
+        total: Its own credit quota, or ``-1`` when it draws on the account's pool.
+        remain: What is left of its own quota; meaningless when ``total == -1``.
+
+    Example:
+        >>> ApiKey(name="crawler", total=-1, remain=0).has_own_quota
+        False
+    """
+
+    name: str = ""
+    id: str = ""
+    key: str = attrs.field(default="", repr=False)
+    active: bool = True
+    total: int = SHARED_POOL
+    remain: int = 0
+
+    @property
+    def has_own_quota(self) -> bool:
+        """Whether this key has its own cap (``total != -1``) besides the account's credits."""
+        return self.total != SHARED_POOL
+
+
+@attrs.frozen
+class Account:
+    """The SearchCans account as seen through one API key.
+
+    ``remain`` already includes the non-expiring ``permanent_*`` credits, which the
+    service spends first. ``concurrent`` is the number of Parallel Lanes; ``0`` means the
+    account cannot run anything (a :class:`LanePool` refuses to open on it with
+    :class:`NoLanesError` rather than wait forever).
+
+    Personal fields (``nickname``, ``email``) are kept out of ``repr`` so that logging an
+    account never logs who owns it.
+
+    Example:
+        >>> account = Account(remain=1098, concurrent=1, keys=(ApiKey(name="demo"),))
+        >>> account.spendable()
+        1098
+    """
+
+    remain: int = attrs.field(validator=_non_negative)
+    concurrent: int = attrs.field(validator=_non_negative)
+    total: int = 0
+    current: int = 0
+    month: int = 0
+    permanent_remain: int = 0
+    permanent_current: int = 0
+    permanent_month: int = 0
+    permanent_total: int = 0
+    keys: tuple[ApiKey, ...] = ()
+    key: str = attrs.field(default="", repr=False)
+    nickname: str | None = attrs.field(default=None, repr=False, metadata={"json": "nickName"})
+    email: str | None = attrs.field(default=None, repr=False)
+
+    def calling_key(self, for_key: str | ApiKey | None = None) -> ApiKey | None:
+        """Find the key that spends: ``for_key`` (id, name or masked key), else the caller.
+
+        Returns ``None`` when the account lists no matching key; then only the account's
+        ``remain`` limits spending.
+
+        Raises:
+            ValueError: ``for_key`` names no key of this account.
+        """
+        if isinstance(for_key, ApiKey):
+            return for_key
+        if for_key is not None:
+            for attribute in ("id", "name", "key"):
+                found = [k for k in self.keys if getattr(k, attribute) == for_key]
+                if found:
+                    return found[0]
+            names = ", ".join(repr(k.name) for k in self.keys) or "none"
+            raise ValueError(f"this account has no API key {for_key!r} (keys: {names})")
+        candidates = [k for k in self.keys if self.key and k.key == self.key]
+        if not candidates and len(self.keys) == 1:
+            candidates = list(self.keys)
+        if not candidates:
+            return None
+        if len(candidates) > 1:
+            # Masks can collide; assume the most restrictive of the look-alikes.
+            active = [k for k in candidates if k.active] or candidates
+            return min(active, key=self._cap)
+        return candidates[0]
+
+    def spendable(self, for_key: str | ApiKey | None = None) -> int:
+        """Credits the calling key may spend now.
+
+        That is the account's ``remain``, capped by the key's own ``remain`` when the key
+        has its own quota (``total != -1``).
+
+        Args:
+            for_key: The spending key's id, name or masked key, or an :class:`ApiKey`.
+                Default: the key that read this account.
+
+        Raises:
+            AuthenticationError: The key is inactive, so it can spend nothing.
+            ValueError: ``for_key`` names no key of this account.
+
+        Example:
+            >>> shared = ApiKey(name="a", total=-1, remain=0)
+            >>> capped = ApiKey(name="b", total=100, remain=40)
+            >>> account = Account(remain=1098, concurrent=1, keys=(shared, capped))
+            >>> account.spendable("a"), account.spendable("b")
+            (1098, 40)
+        """
+        key = self.calling_key(for_key)
+        if key is None:
+            return self.remain
+        if not key.active:
+            raise AuthenticationError(
+                f"API key {key.name!r} is inactive: it cannot spend credits "
+                "(activate it in the SearchCans dashboard or use another key)"
+            )
+        return self._cap(key)
+
+    def _cap(self, key: ApiKey) -> int:
+        return min(self.remain, max(0, key.remain)) if key.has_own_quota else self.remain
+
+
+@attrs.frozen
+class OrganicResult:
+    """One web result of a SERP (``organic[]``; legacy ``url``/``content`` normalised).
+
+    Example:
+        >>> OrganicResult(title="Python", link="https://python.org").snippet
+        ''
+    """
+
+    title: str = ""
+    link: str = ""
+    snippet: str = ""
+    position: int | None = None
+    source: str | None = None
+    page: int | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, repr=False, eq=False)
+
+
+def _blocks() -> Any:
+    return attrs.field(default=(), repr=False)
+
+
+@attrs.frozen
+class SearchResult:
+    """A SERP answer: web results, the optional blocks, and the vertical engines' lists.
+
+    Blocks the client does not model are kept in ``extra``; the whole answer is in
+    ``raw``. ``no_results`` is ``True`` for the API's "no results" code (9999), which
+    is an empty result, not an error.
+
+    Example:
+        >>> result = SearchResult(query="q", engine="google")
+        >>> (len(result), result.no_results)
+        (0, False)
+    """
+
+    query: str
+    engine: str
+    organic: tuple[OrganicResult, ...] = ()
+    people_also_ask: tuple[Mapping[str, Any], ...] = _blocks()
+    related_searches: tuple[Mapping[str, Any], ...] = _blocks()
+    knowledge_graph: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+    top_stories: tuple[Mapping[str, Any], ...] = _blocks()
+    suggested_searches: tuple[Mapping[str, Any], ...] = _blocks()
+    news_results: tuple[Mapping[str, Any], ...] = _blocks()
+    shopping_results: tuple[Mapping[str, Any], ...] = _blocks()
+    images_results: tuple[Mapping[str, Any], ...] = _blocks()
+    video_results: tuple[Mapping[str, Any], ...] = _blocks()
+    short_video_results: tuple[Mapping[str, Any], ...] = _blocks()
+    no_results: bool = False
+    credits: int = 0
+    request_id: str | None = None
+    extra: Mapping[str, Any] = attrs.field(default=_EMPTY, repr=False, eq=False)
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+    def __len__(self) -> int:
+        return len(self.organic)
+
+
+@attrs.frozen
+class ReaderPage:
+    """A page read by the Reader API (URL to markdown).
+
+    ``html``, ``file_markdown`` and ``image_url`` are set only when the request asked for
+    them (``html=True``, ``file=True``, ``image=...``).
+
+    Example:
+        >>> ReaderPage(url="https://example.com", markdown="# Hi").title
+        ''
+    """
+
+    url: str
+    markdown: str = attrs.field(default="", repr=False)
+    title: str = ""
+    description: str = attrs.field(default="", repr=False)
+    html: str | None = attrs.field(default=None, repr=False)
+    file_markdown: str | None = attrs.field(default=None, repr=False)
+    image_url: str | None = None
+    credits: int = 0
+    request_id: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False)

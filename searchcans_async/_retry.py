@@ -1,0 +1,146 @@
+"""Billing-aware retries: retry only what the server never charged.
+
+Written by hand rather than with stamina: stamina's jitter is additive (we want AWS-style
+full jitter), its testing switch is process-global (we inject a clock per client), and
+the decision here depends on the error's *value* (1010's short fixed window, a capped
+``Retry-After``, the possibly-charged opt-in) rather than only its type. The loop is
+small; the policy is a frozen value users can read and override per call.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, TypeVar
+
+import attrs
+
+from ._errors import (
+    LaneBusyError,
+    RateLimitedError,
+    ResponseFormatError,
+    SearchCansError,
+    TransportError,
+)
+from ._events import RetryScheduled
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Awaitable, Callable
+
+    from ._clock import Clock
+    from ._events import Emitter
+
+__all__ = ["RetryPolicy", "call_with_retries"]
+
+T = TypeVar("T")
+logger = logging.getLogger("searchcans_async")
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When and how long to wait before sending a failed call again.
+
+    Retried (never charged): lane busy (1010), rate limits (429, codes 1002-1006/1009),
+    server timeouts (1001), server failures (5xx, codes 443/10054) and connections that
+    never reached the server. Never retried: 400, 401/403, 402 and unknown codes. A call
+    that may have been served (a timeout or reset after sending, a truncated body) is
+    retried only with ``retry_possibly_charged=True``, since it may be billed twice.
+
+    Delays: 1010 waits a random 100-500 ms; a ``Retry-After`` is honoured up to
+    ``retry_after_max``; anything else backs off exponentially with full jitter
+    (a random wait between 0 and ``min(backoff_max, backoff_initial * 2**retry)``).
+    No retry starts past ``deadline`` seconds after the first attempt.
+
+    Example:
+        >>> RetryPolicy().attempts
+        5
+        >>> RetryPolicy.never().attempts
+        1
+        >>> patient = RetryPolicy(attempts=10, deadline=600.0)
+    """
+
+    attempts: int = attrs.field(default=5)
+    backoff_initial: float = attrs.field(default=0.25, validator=_positive)
+    backoff_max: float = attrs.field(default=8.0, validator=_positive)
+    backoff_multiplier: float = attrs.field(default=2.0, validator=_positive)
+    lane_busy_delay: tuple[float, float] = (0.1, 0.5)
+    retry_after_max: float = attrs.field(default=30.0, validator=_positive)
+    deadline: float | None = 120.0
+    retry_possibly_charged: bool = False
+
+    @attempts.validator
+    def _check_attempts(self, _attribute: attrs.Attribute[int], value: int) -> None:
+        if value < 1:
+            raise ValueError(f"attempts counts the first try too, so it must be >= 1, got {value}")
+
+    @classmethod
+    def never(cls) -> RetryPolicy:
+        """A policy that sends each call once."""
+        return cls(attempts=1)
+
+    def should_retry(self, error: SearchCansError) -> bool:
+        """Whether ``error`` may be retried under this policy (ignoring attempts and time)."""
+        if error.retryable:
+            return True
+        possibly_served = error.charged is None and isinstance(
+            error, TransportError | ResponseFormatError
+        )
+        return self.retry_possibly_charged and possibly_served
+
+    def delay(self, error: SearchCansError, retry: int, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
+        if isinstance(error, LaneBusyError):
+            low, high = self.lane_busy_delay
+            return rng.uniform(low, high)
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            return min(error.retry_after, self.retry_after_max)
+        ceiling = min(
+            self.backoff_max, self.backoff_initial * self.backoff_multiplier ** (retry - 1)
+        )
+        return rng.uniform(0.0, ceiling)
+
+
+async def call_with_retries(
+    attempt: Callable[[int, float | None], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    clock: Clock,
+    rng: random.Random,
+    emit: Emitter,
+    endpoint: str,
+) -> T:
+    """Run ``attempt(number, seconds_left)`` until it succeeds or the policy gives up.
+
+    ``seconds_left`` is what remains of the policy's deadline (``None`` without one), so
+    the attempt can shorten its own timeout. The last error is raised as it is.
+    """
+    started = clock.now()
+    number = 0
+    while True:
+        number += 1
+        left = None if policy.deadline is None else policy.deadline - (clock.now() - started)
+        try:
+            return await attempt(number, left)
+        except SearchCansError as error:
+            if number >= policy.attempts or not policy.should_retry(error):
+                raise
+            wait = policy.delay(error, number, rng)
+            if policy.deadline is not None and clock.now() - started + wait >= policy.deadline:
+                raise
+            reason = type(error).__name__
+            logger.debug(
+                "retrying %s after %s (attempt %d of %d) in %.3fs",
+                endpoint,
+                reason,
+                number,
+                policy.attempts,
+                wait,
+            )
+            if emit:
+                emit(RetryScheduled(endpoint=endpoint, attempt=number, delay=wait, reason=reason))
+        await clock.sleep(wait)
