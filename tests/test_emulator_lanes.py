@@ -222,3 +222,30 @@ def test_latency_configuration_is_checked() -> None:
     assert Latency.lognormal(1, 0).draw(random.Random(0)) == pytest.approx(1.0)
     merged = Latency.fixed(0).per_endpoint(url=1).per_endpoint(account=2)
     assert [merged.for_endpoint(name).mean for name in ("search", "url", "account")] == [0, 1, 2]
+
+
+async def test_a_client_that_gives_up_is_still_charged(session: aiohttp.ClientSession) -> None:
+    """A client deadline during the server's work does not cancel it: the server charges."""
+    async with Emulator(latency=0) as emu:
+        emu.pause()
+        with pytest.raises(TimeoutError):
+            await session.post(
+                emu.base_url + SEARCH,
+                json=search(1),
+                headers={"Authorization": f"Bearer {emu.api_key}"},
+                timeout=aiohttp.ClientTimeout(total=0.05),
+            )
+        await until(lambda: emu.stats().in_flight == 1)
+        emu.resume()
+        await until(lambda: emu.stats().successes == 1)
+        stats = emu.stats()
+    assert (stats.charged, stats.in_flight, emu.log[0].http_status) == (1, 0, 200)
+
+
+async def test_log_limit_keeps_the_latest_records(session: aiohttp.ClientSession) -> None:
+    """log_limit bounds the log to the newest records; stats still count everything."""
+    async with Emulator(latency=0, log_limit=2) as emu:
+        for index in range(5):
+            await post(session, emu, search(index))
+        assert [record.ordinal for record in emu.log] == [4, 5]
+        assert emu.stats().successes == 5
