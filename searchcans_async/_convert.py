@@ -47,6 +47,12 @@ _FROM_REQUEST: Final[Mapping[type, frozenset[str]]] = {
 }
 
 
+# The vertical engines' result lists are snake_case on the wire already.
+_SNAKE_CASE_ON_THE_WIRE: Final = frozenset(
+    {"news_results", "shopping_results", "images_results", "video_results", "short_video_results"}
+)
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
@@ -58,8 +64,7 @@ def _wire_name(attribute: attrs.Attribute[Any], cls: type[Any] | None = None) ->
     explicit = attribute.metadata.get("json")
     if explicit is not None:
         return str(explicit)
-    # Vertical engines' blocks are snake_case on the wire already.
-    return attribute.name if attribute.name.endswith("_results") else _camel(attribute.name)
+    return attribute.name if attribute.name in _SNAKE_CASE_ON_THE_WIRE else _camel(attribute.name)
 
 
 def _strict_int(value: object, _type: object) -> int:
