@@ -133,6 +133,44 @@ class _Redactor:
         return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
+# aiohttp's failures that leave the request unserved (so unbilled), in match order:
+# (exception types, what happened, whether sending again can help).
+_NEVER_SERVED: Final[tuple[tuple[tuple[type[BaseException], ...], str, bool], ...]] = (
+    (
+        (
+            aiohttp.ClientConnectorCertificateError,
+            aiohttp.ClientConnectorSSLError,
+            aiohttp.ClientSSLError,
+            aiohttp.ServerFingerprintMismatch,
+        ),
+        "TLS failed before the request was sent",
+        False,
+    ),
+    (
+        (aiohttp.ClientHttpProxyError,),
+        "the proxy refused to connect; the request was not sent",
+        False,
+    ),
+    (
+        (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError),
+        "could not connect; the request was not sent",
+        True,
+    ),
+    # The server cannot act on a JSON body it never fully received.
+    ((aiohttp.UploadAbortedError,), "the request body was not fully sent", True),
+    (
+        (aiohttp.RedirectClientError, aiohttp.TooManyRedirects),
+        "the server redirected the request; redirects are never followed",
+        False,
+    ),
+    (
+        (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError),
+        "invalid URL; the request was not sent",
+        False,
+    ),
+)
+
+
 def map_aiohttp_error(
     error: BaseException, *, http_status: int | None, redact: _Redactor | None = None
 ) -> SearchCansError:
@@ -155,17 +193,9 @@ def map_aiohttp_error(
             charged=charged,
         )
 
-    if isinstance(
-        error,
-        aiohttp.ClientConnectorCertificateError
-        | aiohttp.ClientConnectorSSLError
-        | aiohttp.ClientSSLError,
-    ):
-        return failed("TLS failed before the request was sent", retryable=False, charged=False)
-    if isinstance(error, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
-        return failed("could not connect; the request was not sent", retryable=True, charged=False)
-    if isinstance(error, aiohttp.InvalidURL):
-        return failed("invalid URL; the request was not sent", retryable=False, charged=False)
+    for types, what, retryable in _NEVER_SERVED:
+        if isinstance(error, types):
+            return failed(what, retryable=retryable, charged=False)
     if answered_not_200:
         # A failing non-200 answer is never billed; retry it as its status deserves.
         retryable = http_status is not None and (http_status == 429 or http_status >= 500)
