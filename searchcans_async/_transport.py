@@ -300,6 +300,8 @@ class Transport:
                     data=json.dumps(body).encode(),
                     headers=self._headers,
                     allow_redirects=False,
+                    # A lent session may raise for 4xx/5xx itself; we classify them instead.
+                    raise_for_status=False,
                     timeout=aiohttp.ClientTimeout(
                         total=None, sock_connect=min(self._connect_timeout, timeout)
                     ),
