@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 from aioresponses import aioresponses
 
@@ -11,7 +13,7 @@ from searchcans_async._clock import VirtualClock
 from searchcans_async.testing import AccountSpec, Emulator, KeySpec
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
 pytest_plugins = ["searchcans_async.testing.pytest_plugin"]
 
@@ -44,3 +46,29 @@ async def emulator(canary_key: str) -> AsyncIterator[Emulator]:
     spec = AccountSpec(credits=1_000, lanes=3, keys=[KeySpec(canary_key, name="canary")])
     async with Emulator([spec], latency=0) as emu:
         yield emu
+
+
+def linked_errors(error: BaseException) -> Iterator[BaseException]:
+    """error and everything chained to it through __cause__ and __context__."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+@pytest.fixture
+def assert_key_free(canary_key: str) -> Callable[[BaseException], None]:
+    """A check that the canary is nowhere in an error: text, attributes, chain, traceback."""
+
+    def check(error: BaseException) -> None:
+        for linked in linked_errors(error):
+            assert not isinstance(linked, aiohttp.ClientError), f"aiohttp chained: {linked!r}"
+            for text in (str(linked), repr(linked), repr(vars(linked))):
+                assert canary_key not in text
+        assert canary_key not in "".join(traceback.format_exception(error))
+
+    return check
