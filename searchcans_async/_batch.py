@@ -282,10 +282,16 @@ class Batch(Generic[T, R]):
         pool = self._pool
         pool._check_open()
         try:
-            self._remain_before = (await pool.recheck()).remain
-        except SearchCansError as error:
-            logger.warning("could not read the account before the batch: %s", error)
-        self._preflight()
+            try:
+                self._remain_before = (await pool.recheck()).remain
+            except SearchCansError as error:
+                logger.warning("could not read the account before the batch: %s", error)
+            self._preflight()
+        except BaseException as error:  # nothing started: still leave a report behind
+            self._stop(StopReason.CANCELLED if isinstance(error, asyncio.CancelledError)
+                       else StopReason.ERROR, error if isinstance(error, Exception) else None)  # fmt: skip
+            self._build_report(None)
+            raise
         self._started = pool.clock.now()
         self._done = asyncio.get_running_loop().create_future()
         if self._buffer_size is None:
@@ -446,6 +452,8 @@ class Batch(Generic[T, R]):
             else:  # nothing metered ran: the reservation is what it cost
                 ledger.finish(cost, cost, 0, 0.0)
                 self._committed += cost
+                if pool._changed is not None:  # someone waits for credits to settle
+                    pool._notify()
             lanes.release()
             pool._completed()
             self._succeeded += 1
@@ -628,11 +636,17 @@ class Batch(Generic[T, R]):
     async def _finish(self, *, cancelled: bool) -> None:
         pool = self._pool
         remain_after = None
-        if not cancelled and pool._open:
-            try:
-                remain_after = (await pool.recheck()).remain
-            except SearchCansError as error:
-                logger.warning("could not read the account after the batch: %s", error)
+        try:
+            if not cancelled and pool._open:
+                try:
+                    remain_after = (await pool.recheck()).remain
+                except SearchCansError as error:
+                    logger.warning("could not read the account after the batch: %s", error)
+        finally:  # even if cancelled during that last read, the report is due
+            self._build_report(remain_after)
+
+    def _build_report(self, remain_after: int | None) -> None:
+        pool = self._pool
         if self._stop_reason is not None:
             reason = self._stop_reason
         elif self._exhausted:
