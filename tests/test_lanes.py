@@ -139,7 +139,7 @@ async def test_iterating_without_async_with_is_a_clear_error() -> None:
     fake = FakeAccount()
     async with pool_for(fake) as pool:
         batch = pool.map(fake.work(), [1])
-        with pytest.raises(RuntimeError, match="async with pool.map"):
+        with pytest.raises(RuntimeError, match=r"async with pool\.map"):
             await anext(batch)
 
 
