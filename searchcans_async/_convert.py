@@ -215,9 +215,7 @@ def _normalise_organic(item: Any, index: int) -> Any:
 # Only the blocks the wire fills: a block named like a request-side field ("query",
 # "credits", ...) is unknown to the model and belongs in ``extra``.
 _KNOWN_BLOCKS: Final = frozenset(
-    _wire_name(a)
-    for a in attrs.fields(SearchResult)
-    if a.name not in _FROM_REQUEST[SearchResult]
+    _wire_name(a) for a in attrs.fields(SearchResult) if a.name not in _FROM_REQUEST[SearchResult]
 )
 
 
