@@ -14,7 +14,7 @@ from ._costs import Costs
 from ._errors import LaneBusyError, SearchCansError
 from ._events import CallFinished, Emitter, EventHook
 from ._meter import current_lane
-from ._models import SearchResult
+from ._models import ReaderPage, SearchResult
 from ._requests import ReadRequest, SearchRequest
 from ._retry import RetryPolicy, call_with_retries
 from ._secret import Secret
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._lanes import LanePool
-    from ._models import Account, ApiKey, ReaderPage
+    from ._models import Account, ApiKey
 
 __all__ = ["SearchCans"]
 
@@ -272,6 +272,10 @@ class SearchCans:
             retry: This call's retry policy (default: the client's).
             timeout: Seconds one attempt may take (default: the client's).
 
+        Returns:
+            The page; ``page.no_results`` is ``True`` (the page empty, and nothing charged
+            by default) when the API answered "no results".
+
         Raises:
             ValueError: An invalid option (e.g. ``proxy=5``, ``wait`` without browser).
             SearchCansError: The call failed; see the error's ``charged`` flag.
@@ -352,6 +356,14 @@ class SearchCans:
             retry=retry,
             timeout=timeout,
         )
+        if envelope.code in NO_RESULTS_CODES:
+            return ReaderPage(
+                url=request.url,
+                no_results=True,
+                credits=cost if self.costs.no_results_charged else 0,
+                request_id=envelope.request_id,
+                raw=envelope.data,
+            )
         return parse_page(
             envelope.data, url=request.url, credits=cost, request_id=envelope.request_id
         )

@@ -43,7 +43,7 @@ _FROM_REQUEST: Final[Mapping[type, frozenset[str]]] = {
     SearchResult: frozenset(
         {"query", "engine", "no_results", "credits", "request_id", "extra", "raw"}
     ),
-    ReaderPage: frozenset({"url", "credits", "request_id", "raw"}),
+    ReaderPage: frozenset({"url", "no_results", "credits", "request_id", "raw"}),
 }
 
 
@@ -278,7 +278,14 @@ def parse_page(data: Any, *, url: str, credits: int, request_id: str | None) -> 
         raise ResponseFormatError(
             f"malformed Reader page: expected an object, got {type(data).__name__}", charged=True
         )
-    wire = {**data, "@url": url, "@credits": credits, "@request_id": request_id, "@raw": raw}
+    wire = {
+        **data,
+        "@url": url,
+        "@no_results": False,
+        "@credits": credits,
+        "@request_id": request_id,
+        "@raw": raw,
+    }
     try:
         return _structure(wire, ReaderPage, "Reader page")
     except ResponseFormatError as error:

@@ -224,7 +224,8 @@ class ReaderPage:
     """A page read by the Reader API (URL to markdown).
 
     ``html``, ``file_markdown`` and ``image_url`` are set only when the request asked for
-    them (``html=True``, ``file=True``, ``image=...``).
+    them (``html=True``, ``file=True``, ``image=...``). ``no_results`` is ``True`` (and the
+    page empty) when the API answered "no results" (code 9999), which is not an error.
 
     Example:
         >>> ReaderPage(url="https://example.com", markdown="# Hi").title
@@ -238,6 +239,7 @@ class ReaderPage:
     html: str | None = attrs.field(default=None, repr=False)
     file_markdown: str | None = attrs.field(default=None, repr=False)
     image_url: str | None = None
+    no_results: bool = False
     credits: int = 0
     request_id: str | None = None
     raw: Any = attrs.field(default=None, repr=False, eq=False)

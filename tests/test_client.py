@@ -355,6 +355,17 @@ async def test_no_results_is_empty_and_uncharged(clock: VirtualClock) -> None:
         assert emu.stats().charged == 0
 
 
+async def test_a_reader_no_results_is_an_empty_uncharged_page(clock: VirtualClock) -> None:
+    """A Reader call answered 9999 is an empty page marked no_results, not a charged error."""
+    url = "https://example.com/empty"
+    async with Emulator(no_results={url}, latency=0) as emu:
+        async with client_for(emu, clock) as client:
+            page = await client.read(url, proxy=1)
+        assert (page.no_results, page.markdown, page.credits, page.url) == (True, "", 0, url)
+        assert page.request_id is not None
+        assert emu.stats().charged == 0
+
+
 @pytest.mark.parametrize(("proxy", "credits"), [(0, 2), (1, 4), (2, 7), (3, 12)])
 async def test_read_charges_by_proxy_tier(
     emulator: Emulator, clock: VirtualClock, proxy: Any, credits: int
@@ -363,6 +374,7 @@ async def test_read_charges_by_proxy_tier(
     async with client_for(emulator, clock) as client:
         page = await client.read("https://example.com/docs/asyncio-guide", proxy=proxy)
     assert isinstance(page, ReaderPage)
+    assert not page.no_results
     assert page.markdown.startswith("# ")
     assert page.title
     assert page.credits == credits
@@ -378,7 +390,7 @@ async def test_read_returns_what_was_asked(emulator: Emulator, clock: VirtualClo
         full = await client.read(
             "https://example.com/a.pdf",
             browser=True,
-            wait=1,
+            wait=0.002,
             html=True,
             file=True,
             image=2,
@@ -394,7 +406,7 @@ async def test_read_returns_what_was_asked(emulator: Emulator, clock: VirtualClo
         "s": "https://example.com/a.pdf",
         "t": "url",
         "mode": 1,
-        "w": 1000,
+        "w": 2,
         "html": 1,
         "captcha": 1,
         "file": 1,

@@ -110,6 +110,20 @@ async def test_no_results_can_be_configured_as_charged(
     assert (result.no_results, result.credits) == (True, 3)
 
 
+async def test_a_reader_no_results_follows_the_same_rule(
+    mocked: aioresponses, clock: VirtualClock, canary_key: str
+) -> None:
+    """A 9999 from the Reader is an empty page, free unless configured as charged."""
+    mocked.post(READ_URL, payload=envelope(-9999, None))
+    mocked.post(READ_URL, payload=envelope(9999, []))
+    async with SearchCans(canary_key, clock=clock) as client:
+        free = await client.read("https://example.com/a", proxy=1)
+    async with SearchCans(canary_key, clock=clock, costs=Costs(no_results_charged=True)) as client:
+        billed = await client.read("https://example.com/a", proxy=1)
+    assert (free.no_results, free.credits, free.markdown) == (True, 0, "")
+    assert (billed.no_results, billed.credits) == (True, 4)
+
+
 async def test_no_results_is_an_error_on_a_non_200(
     client: SearchCans, mocked: aioresponses
 ) -> None:
