@@ -68,15 +68,33 @@ class RetryPolicy:
     backoff_initial: float = attrs.field(default=0.25, validator=_positive)
     backoff_max: float = attrs.field(default=8.0, validator=_positive)
     backoff_multiplier: float = attrs.field(default=2.0, validator=_positive)
-    lane_busy_delay: tuple[float, float] = (0.1, 0.5)
+    lane_busy_delay: tuple[float, float] = attrs.field(default=(0.1, 0.5))
     retry_after_max: float = attrs.field(default=30.0, validator=_positive)
-    deadline: float | None = 120.0
+    deadline: float | None = attrs.field(default=120.0)
     retry_possibly_charged: bool = False
 
     @attempts.validator
     def _check_attempts(self, _attribute: attrs.Attribute[int], value: int) -> None:
         if value < 1:
             raise ValueError(f"attempts counts the first try too, so it must be >= 1, got {value}")
+
+    @lane_busy_delay.validator
+    def _check_lane_busy_delay(
+        self, _attribute: attrs.Attribute[tuple[float, float]], value: tuple[float, float]
+    ) -> None:
+        low, high = value
+        if not 0 <= low <= high:
+            raise ValueError(
+                f"lane_busy_delay must be (low, high) seconds with 0 <= low <= high, got {value}"
+            )
+
+    @deadline.validator
+    def _check_deadline(
+        self, _attribute: attrs.Attribute[float | None], value: float | None
+    ) -> None:
+        # A deadline already spent would cut every first attempt short: possibly charged.
+        if value is not None and not value > 0:
+            raise ValueError(f"deadline must be > 0 seconds or None (no deadline), got {value}")
 
     @classmethod
     def never(cls) -> RetryPolicy:

@@ -476,10 +476,14 @@ def test_the_defaults_survive_a_bad_minute() -> None:
         ({"backoff_max": -1}, "backoff_max must be > 0"),
         ({"backoff_multiplier": 0}, "backoff_multiplier must be > 0"),
         ({"retry_after_max": 0}, "retry_after_max must be > 0"),
+        ({"deadline": 0}, "deadline must be > 0 seconds or None"),
+        ({"deadline": -1.0}, "deadline must be > 0 seconds or None"),
+        ({"lane_busy_delay": (0.5, 0.1)}, "lane_busy_delay must be"),
+        ({"lane_busy_delay": (-0.1, 0.5)}, "lane_busy_delay must be"),
     ],
 )
 def test_a_nonsensical_policy_is_refused(options: dict[str, Any], message: str) -> None:
-    """Zero attempts or non-positive timings are a ValueError naming the option."""
+    """Zero attempts, non-positive timings or a reversed delay range: ValueError naming it."""
     with pytest.raises(ValueError, match=message):
         RetryPolicy(**options)
 
