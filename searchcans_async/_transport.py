@@ -373,5 +373,5 @@ def _load_json(raw: bytes) -> Any:
     """Parse JSON, or return ``None``; never lets the parser's error (and the body) chain."""
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays or objects nested too deep
         return None

@@ -326,10 +326,13 @@ def test_parse_retry_after_reads_an_http_date_against_now() -> None:
         pytest.param('{"code": "0", "data": {}}', id="string-code"),
         pytest.param('{"code": true, "data": {}}', id="bool-code"),
         pytest.param('{"code": 0.0, "data": {}}', id="float-code"),
+        pytest.param("[" * 100_000, id="nested-too-deep"),
+        pytest.param('{"code": ' + "1" * 5000 + "}", id="huge-number"),
+        pytest.param(b"\xff\xfe{}", id="not-utf-8"),
     ],
 )
 async def test_a_200_without_a_valid_envelope_is_possibly_charged(
-    client: SearchCans, mocked: aioresponses, body: str
+    client: SearchCans, mocked: aioresponses, body: str | bytes
 ) -> None:
     """Non-JSON or truncated 200 bodies: ResponseFormatError, charged None, short snippet."""
     mocked.post(SEARCH_URL, status=200, body=body)
@@ -337,7 +340,8 @@ async def test_a_200_without_a_valid_envelope_is_possibly_charged(
     assert type(error) is ResponseFormatError
     assert (error.http_status, error.charged, error.retryable) == (200, None, False)
     assert "not the API's JSON envelope" in error.message
-    assert body[:40] in error.message
+    if isinstance(body, str):
+        assert body[:40] in error.message
     assert len(error.message) < 300
 
 
