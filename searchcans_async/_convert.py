@@ -271,7 +271,7 @@ def parse_page(data: Any, *, url: str, credits: int, request_id: str | None) -> 
     if isinstance(data, str):
         try:
             decoded = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # plain markdown, or text nested too deep
             decoded = None
         data = decoded if isinstance(decoded, Mapping) else {"markdown": data}
     if not isinstance(data, Mapping):

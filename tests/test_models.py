@@ -551,7 +551,9 @@ def test_a_json_string_data_is_decoded() -> None:
     assert (result.markdown, result.title) == ("# B", "B")
 
 
-@pytest.mark.parametrize("text", ["# Plain markdown\n\nbody", "[1, 2]", '"quoted"'])
+@pytest.mark.parametrize(
+    "text", ["# Plain markdown\n\nbody", "[1, 2]", '"quoted"', "[" * 5000 + "link]"]
+)
 def test_a_plain_string_data_is_the_markdown(text: str) -> None:
     """data sent as markdown (or JSON that is not an object) is the page's markdown."""
     assert page(text).markdown == text
