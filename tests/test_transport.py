@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import re
 import ssl
 import time
 from email.utils import formatdate
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -16,6 +18,7 @@ from aiohttp import client_exceptions
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+import searchcans_async
 from searchcans_async import (
     ApiTimeoutError,
     AuthenticationError,
@@ -699,3 +702,23 @@ async def test_a_lent_session_raising_for_status_still_gets_typed_errors(
         await client.aclose()
     assert type(error) is InsufficientCreditsError
     assert (error.http_status, error.charged, error.message) == (402, False, "no credits")
+
+
+def test_only_the_transport_imports_aiohttp() -> None:
+    """Outside the emulator, exactly one module of the package imports aiohttp."""
+    package = Path(searchcans_async.__file__).parent
+    importers = set()
+    for path in package.rglob("*.py"):
+        if "testing" in path.relative_to(package).parts:
+            continue  # the emulator is a server, not the client side
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name == "aiohttp" or name.startswith("aiohttp.") for name in names):
+                importers.add(path.relative_to(package).as_posix())
+    assert importers == {"_transport.py"}
