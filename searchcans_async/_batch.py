@@ -288,8 +288,10 @@ class Batch(Generic[T, R]):
                 logger.warning("could not read the account before the batch: %s", error)
             self._preflight()
         except BaseException as error:  # nothing started: still leave a report behind
-            self._stop(StopReason.CANCELLED if isinstance(error, asyncio.CancelledError)
-                       else StopReason.ERROR, error if isinstance(error, Exception) else None)  # fmt: skip
+            if isinstance(error, Exception):
+                self._stop(StopReason.ERROR, error)
+            else:
+                self._stop(StopReason.CANCELLED, None)
             self._build_report(None)
             raise
         self._started = pool.clock.now()
@@ -378,7 +380,7 @@ class Batch(Generic[T, R]):
     async def _work(self) -> None:  # noqa: PLR0912, PLR0915  # the hot loop, in one piece for speed
         pool = self._pool
         lanes = pool._lanes
-        ledger = pool._ledger
+        local = pool._local  # the in-process backend's synchronous fast path, if in use
         fn = self._fn
         cost_fn = self._cost_fn
         fixed_cost = self._cost
@@ -387,6 +389,7 @@ class Batch(Generic[T, R]):
         # a client find it in this task's context.
         lane = _lane_type()(pool, 0)
         current_lane.set(lane)
+        reserve_now = local.reserve_now if local is not None else _never
         while self._running:
             if not lanes.acquire_nowait():
                 await lanes.acquire()
@@ -399,9 +402,10 @@ class Batch(Generic[T, R]):
                     item = await self._next_item()
                     index = self._read - 1
                     maybe_cost = self._cost_of(index, item)
+                    lane.permit = None
                     if maybe_cost is None or not (
-                        ledger.reserve(maybe_cost)
-                        or await self._reserve_slow(index, item, maybe_cost)
+                        reserve_now(maybe_cost)
+                        or await self._reserve_slow(index, item, maybe_cost, lane)
                     ):
                         lanes.release()
                         continue
@@ -427,9 +431,10 @@ class Batch(Generic[T, R]):
                         lanes.release()
                         continue
                     cost = maybe_cost
-                if not ledger.reserve(cost):
+                lane.permit = None
+                if not reserve_now(cost):
                     async with self._pull_lock:
-                        if not await self._reserve_slow(index, item, cost):
+                        if not await self._reserve_slow(index, item, cost, lane):
                             lanes.release()
                             continue
             # Run it.
@@ -438,24 +443,22 @@ class Batch(Generic[T, R]):
             try:
                 result = await fn(item)
             except BaseException as error:
-                pool._give_back(lane, error)
+                await pool._give_back(lane, error)
                 self._committed += lane.committed
                 self._possibly_charged += lane.possibly_charged
                 self._item_failed(index, item, error, lane)
                 if not isinstance(error, Exception):
                     raise
                 continue
-            if lane.calls:
-                pool._settle(lane, None)
+            if lane.calls or local is None or lane.permit is not None:
+                await pool._give_back(lane, None)
                 self._possibly_charged += lane.possibly_charged
                 self._committed += lane.committed
             else:  # nothing metered ran: the reservation is what it cost
-                ledger.finish(cost, cost, 0, 0.0)
+                local.finish_now(cost, cost, 0, 0.0)
                 self._committed += cost
-                if pool._changed is not None:  # someone waits for credits to settle
-                    pool._notify()
-            lanes.release()
-            pool._completed()
+                lanes.release()
+                pool._completed()
             self._succeeded += 1
             outcome = Outcome(index, item, result, None)
             if self._sink is not None:
@@ -513,10 +516,10 @@ class Batch(Generic[T, R]):
             return None
         return cost
 
-    async def _reserve_slow(self, index: int, item: T, cost: int) -> bool:
+    async def _reserve_slow(self, index: int, item: T, cost: int, lane: Any) -> bool:
         """Wait for credits for the item at the head of the input; ``False``: not started."""
         try:
-            await self._pool._reserve(cost)
+            lane.permit = await self._pool._reserve(cost)
         except CreditsExhausted as error:
             self._not_started.append((index, item))
             self._stop(StopReason.BUDGET, error)
@@ -529,7 +532,9 @@ class Batch(Generic[T, R]):
             self._not_started.append((index, item))
             raise
         if not self._running:  # stopped while waiting: give the credits back
-            self._pool._ledger.finish(cost, 0, 0, 0.0)
+            lane.reserved = cost
+            lane.committed = lane.possibly_charged = 0
+            await self._pool._close(lane)
             self._not_started.append((index, item))
             return False
         return True
@@ -624,7 +629,7 @@ class Batch(Generic[T, R]):
             needed = self._cost * self._total
         else:
             needed = sum(self._cost_fn(item) for item in self._items)
-        available = self._pool._ledger.left
+        available = self._pool._backend.credits().left
         if needed > available:
             raise CreditsExhausted(
                 f"the batch needs {needed} credits but the budget has {available}; "
@@ -653,7 +658,7 @@ class Batch(Generic[T, R]):
             reason = StopReason.COMPLETED
         else:
             reason = StopReason.CANCELLED
-        ledger = pool._ledger
+        credits = pool._backend.credits()
         self._report = BatchReport(
             stop_reason=reason,
             succeeded=self._succeeded,
@@ -664,7 +669,7 @@ class Batch(Generic[T, R]):
             total=self._total,
             credits_committed=self._committed,
             # A check may have shown some of this batch's doubtful credits were not billed.
-            credits_possibly_charged=min(self._possibly_charged, ledger.possibly_charged),
+            credits_possibly_charged=min(self._possibly_charged, credits.possibly_charged),
             remain_before=self._remain_before,
             remain_after=remain_after,
             elapsed=pool.clock.now() - self._started,
@@ -697,6 +702,10 @@ def _iterate(
     if isinstance(items, Iterable):
         return iter(items), None
     raise TypeError(f"items must be an iterable or async iterable, not {type(items).__name__}")
+
+
+def _never(_cost: int) -> bool:
+    return False
 
 
 def _lane_type() -> Any:

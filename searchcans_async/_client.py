@@ -30,6 +30,7 @@ from ._transport import (
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from ._backend import LaneBackend
     from ._lanes import LanePool
     from ._models import Account, ApiKey
 
@@ -456,12 +457,16 @@ class SearchCans:
         for_key: str | ApiKey | None = None,
         recheck_every: int | None = 100,
         recheck_interval: float | None = 30.0,
+        settle_grace: float | None = None,
+        backend: LaneBackend | None = None,
     ) -> LanePool:
         """A :class:`LanePool` on this client's account; use it with ``async with``.
 
         Entering it reads the account once to size the lanes (``concurrent``, capped by
         ``max_lanes``) and the budget (the key's spendable credits minus ``floor``,
-        capped by ``budget``).
+        capped by ``budget``). See :class:`LanePool` for the options; ``settle_grace``
+        defaults to this client's attempt timeout plus 5 s (by then the server has
+        finished any call the client gave up on).
 
         Example:
             >>> async with client.lanes(budget=500) as pool:  # doctest: +SKIP
@@ -479,6 +484,8 @@ class SearchCans:
             for_key=for_key,
             recheck_every=recheck_every,
             recheck_interval=recheck_interval,
+            settle_grace=self.timeout + _TIMEOUT_MARGIN if settle_grace is None else settle_grace,
             clock=self.clock,
             on_event=self.emit,
+            backend=backend,
         )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import attrs
 
+from ._backend import CreditState, LaneBackend, LocalBackend, Permit
 from ._batch import Batch, BatchReport, StopReason
 from ._clock import Clock, LoopClock
 from ._errors import (
@@ -25,7 +26,7 @@ from ._errors import (
     SearchCansError,
 )
 from ._events import BudgetRebased, Emitter, EventHook, LanesResized
-from ._ledger import CreditLedger, LaneLimiter, RecheckMark
+from ._ledger import LaneLimiter
 from ._meter import current_lane
 
 if TYPE_CHECKING:
@@ -88,11 +89,20 @@ class PoolStatistics:
 class _Lane:
     """One held lane and its credit reservation; calls made inside it report here."""
 
-    __slots__ = ("calls", "committed", "covered", "pool", "possibly_charged", "reserved")
+    __slots__ = (
+        "calls",
+        "committed",
+        "covered",
+        "permit",
+        "pool",
+        "possibly_charged",
+        "reserved",
+    )
 
-    def __init__(self, pool: LanePool, reserved: int) -> None:
+    def __init__(self, pool: LanePool, reserved: int, permit: Permit | None = None) -> None:
         self.pool = pool
         self.reserved = reserved
+        self.permit = permit  # None: credits reserved in the local ledger
         self.covered = 0
         self.committed = 0
         self.possibly_charged = 0
@@ -102,9 +112,17 @@ class _Lane:
         free = self.reserved - self.covered - self.committed - self.possibly_charged
         if cost > free:
             extra = cost - max(0, free)
-            ledger = self.pool._ledger
-            if not ledger.reserve(extra):
-                raise CreditsExhausted(needed=cost, available=max(0, free) + ledger.left)
+            pool = self.pool
+            if self.permit is None and pool._local is not None:
+                covered = pool._local.reserve_now(extra)
+            else:
+                permit = self.permit or Permit("", 0)
+                extended = await pool._backend.extend(permit, extra)
+                covered = extended is not None
+                self.permit = extended or self.permit
+            if not covered:
+                available = max(0, free) + pool._backend.credits().left
+                raise CreditsExhausted(needed=cost, available=available)
             self.reserved += extra
         self.covered += cost
 
@@ -142,7 +160,7 @@ class _LaneContext:
         current_lane.reset(self._token)
         lane, self._lane = self._lane, None
         if lane is not None:
-            self._pool._give_back(lane, exc)
+            await self._pool._give_back(lane, exc)
 
 
 class LanePool:
@@ -173,6 +191,8 @@ class LanePool:
             is trusted to show its charge.
         clock: Time source (a ``VirtualClock`` in tests).
         on_event: Event hook (see :mod:`searchcans_async.events`).
+        backend: Where lanes and credits are counted (default: in this process; a shared
+            backend lets several processes split one account).
 
     Example:
         >>> async with client.lanes(budget=1_000, floor=100) as pool:  # doctest: +SKIP
@@ -195,6 +215,7 @@ class LanePool:
         settle_grace: float = DEFAULT_SETTLE_GRACE,
         clock: Clock | None = None,
         on_event: EventHook | Emitter | None = None,
+        backend: LaneBackend | None = None,
     ) -> None:
         for name, value in (("budget", budget), ("max_lanes", max_lanes)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -221,12 +242,13 @@ class LanePool:
         self.emit = on_event if isinstance(on_event, Emitter) else Emitter(on_event)
         self._account: Account | None = None
         self._lanes = LaneLimiter(0)
-        self._ledger = CreditLedger(cap=budget, floor=floor, spendable=0, current=None)
+        self._backend: LaneBackend = backend if backend is not None else LocalBackend()
+        # The local backend's synchronous fast path, when that is the backend in use.
+        self._local = self._backend if isinstance(self._backend, LocalBackend) else None
         self._plan = 0
         self._halted: StopReason | None = None
         self._halt_error: SearchCansError | None = None
         self._batches: set[Batch[Any, Any]] = set()
-        self._changed: asyncio.Future[None] | None = None
         self._recheck_task: asyncio.Task[Account | BaseException] | None = None
         self._rechecks = 0
         self._completions = 0
@@ -269,15 +291,18 @@ class LanePool:
                 "check the plan in the SearchCans dashboard"
             )
         spendable = account.spendable(self._for_key)
-        self._ledger = CreditLedger(
-            cap=self._budget,
-            floor=self._floor,
+        plan = self._plan_for(account)
+        await self._backend.open(
             spendable=spendable,
             current=account.current,
+            lanes=account.concurrent,
+            cap=self._budget,
+            floor=self._floor,
             grace=self._settle_grace,
+            clock=self.clock,
         )
         self._account = account
-        self._plan = self._plan_for(account)
+        self._plan = plan
         self._lanes = LaneLimiter(self._plan)
         self._open = True
         self._schedule_next_recheck()
@@ -285,7 +310,7 @@ class LanePool:
             "lane pool open: %d lanes, %d credits spendable, budget left %d",
             self._plan,
             spendable,
-            self._ledger.left,
+            self._backend.credits().left,
         )
 
     async def aclose(self) -> None:
@@ -297,7 +322,7 @@ class LanePool:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        self._notify()
+        await self._backend.aclose()
 
     def stop(self, *, cancel: bool = False) -> None:
         """Stop every running batch: nothing new starts; in-flight work finishes.
@@ -335,34 +360,35 @@ class LanePool:
             self._halted is None
             and lanes.in_use < lanes.limit
             and not lanes.waiting
-            and cost <= self._ledger.left
+            and cost <= self._backend.credits().left
         )
 
     def statistics(self) -> PoolStatistics:
         """A frozen snapshot of lanes and credits."""
-        ledger, lanes = self._ledger, self._lanes
+        credits, lanes = self._backend.credits(), self._lanes
         return PoolStatistics(
             lanes=lanes.limit,
             plan_lanes=self._plan,
             in_flight=lanes.in_use,
             peak_in_flight=lanes.peak,
             waiting=lanes.waiting,
-            reserved=ledger.reserved,
-            committed=ledger.committed,
-            possibly_charged=ledger.possibly_charged,
-            budget_left=ledger.left,
+            reserved=credits.reserved,
+            committed=credits.committed,
+            possibly_charged=credits.possibly_charged,
+            budget_left=credits.left,
             remain=self._account.remain if self._account is not None else 0,
             rechecks=self._rechecks,
             stop_reason=self._halted,
         )
 
     def __repr__(self) -> str:
-        ledger, lanes = self._ledger, self._lanes
+        credits, lanes = self._backend.credits(), self._lanes
         stop = self._halted.value if self._halted is not None else None
         return (
             f"<LanePool lanes={lanes.limit} in_flight={lanes.in_use} waiting={lanes.waiting} "
-            f"reserved={ledger.reserved} committed={ledger.committed} "
-            f"possibly_charged={ledger.possibly_charged} budget_left={ledger.left} stop={stop}>"
+            f"reserved={credits.reserved} committed={credits.committed} "
+            f"possibly_charged={credits.possibly_charged} budget_left={credits.left} "
+            f"stop={stop}>"
         )
 
     # -- running work ------------------------------------------------------------------
@@ -511,43 +537,55 @@ class LanePool:
         if not lanes.acquire_nowait():
             await lanes.acquire()
         try:
-            await self._reserve(cost)
+            permit = await self._reserve(cost)
         except BaseException:
             lanes.release()
             raise
-        return _Lane(self, cost)
+        return _Lane(self, cost, permit)
 
-    async def _reserve(self, cost: int) -> None:
-        """Reserve ``cost``, waiting while work in flight could free enough of it."""
-        ledger = self._ledger
-        while not ledger.reserve(cost):
+    async def _reserve(self, cost: int) -> Permit | None:
+        """Reserve ``cost``, waiting while work in flight could free enough of it.
+
+        Returns the backend's permit, or ``None`` when the local ledger holds the
+        reservation.
+
+        Raises:
+            CreditsExhausted: Nothing in flight or a fresh account reading can make it fit.
+        """
+        local, backend = self._local, self._backend
+        while True:
+            if local is not None:
+                if local.reserve_now(cost):
+                    return None
+            else:
+                permit = await backend.acquire(cost)
+                if permit is not None:
+                    return permit
             if self._halted is not None:
                 raise self._halt_exception()
-            if cost > ledger.left_when_settled:
-                # Only a fresh reading can help now (credits added, doubts settled).
-                if self._completions == self._completions_at_recheck and self._rechecks:
-                    raise CreditsExhausted(needed=cost, available=ledger.left)
-                try:
-                    await self.recheck()
-                except SearchCansError:
-                    raise CreditsExhausted(needed=cost, available=ledger.left) from None
-                if cost > ledger.left_when_settled:
-                    raise CreditsExhausted(needed=cost, available=ledger.left)
+            credits = backend.credits()
+            if cost > credits.left_when_settled:
+                await self._last_chance(cost, credits)
                 continue
-            waiter = self._changed
-            if waiter is None or waiter.done():
-                waiter = self._changed = asyncio.get_running_loop().create_future()
-            await waiter
+            await backend.wait_for_change()
 
-    def _notify(self) -> None:
-        waiter = self._changed
-        if waiter is not None:
-            self._changed = None
-            if not waiter.done():
-                waiter.set_result(None)
+    async def _last_chance(self, cost: int, credits: CreditState) -> None:
+        """Before refusing, read the account once: credits added, doubts settled."""
+        if self._completions == self._completions_at_recheck and self._rechecks:
+            raise CreditsExhausted(needed=cost, available=credits.left)
+        try:
+            await self.recheck()
+        except SearchCansError:
+            raise CreditsExhausted(needed=cost, available=credits.left) from None
+        credits = self._backend.credits()
+        if cost > credits.left_when_settled:
+            raise CreditsExhausted(needed=cost, available=credits.left)
 
     def _settle(self, lane: _Lane, error: BaseException | None) -> None:
-        """Turn a lane's reservation into committed / released / possibly charged."""
+        """Work out what a lane's reservation became: committed, released, in doubt.
+
+        The lane keeps the final figures (batches add them to their own totals).
+        """
         if lane.calls == 0 and lane.covered == 0:
             # Nothing metered ran in the lane: judge by how the work ended.
             if error is None:
@@ -560,20 +598,31 @@ class LanePool:
                 committed, doubtful = 0, lane.reserved
         else:
             committed, doubtful = lane.committed, lane.possibly_charged + lane.covered
-        # The lane keeps its final figures: batches add them to their own totals.
         lane.committed, lane.possibly_charged, lane.covered = committed, doubtful, 0
-        now = self.clock.now() if doubtful else 0.0
-        self._ledger.finish(lane.reserved, committed, doubtful, now)
-        if self._changed is not None:
-            self._notify()
 
-    def _give_back(self, lane: _Lane, error: BaseException | None) -> None:
+    async def _close(self, lane: _Lane) -> None:
+        """Hand a settled lane's credits back to the backend."""
+        if lane.permit is None and self._local is not None:
+            now = self.clock.now() if lane.possibly_charged else 0.0
+            self._local.finish_now(lane.reserved, lane.committed, lane.possibly_charged, now)
+            return
+        permit = lane.permit or Permit("", lane.reserved)
+        await self._backend.release(
+            attrs.evolve(permit, reserved=lane.reserved),
+            committed=lane.committed,
+            possibly_charged=lane.possibly_charged,
+        )
+
+    async def _give_back(self, lane: _Lane, error: BaseException | None) -> None:
         """End a lane: settle credits, free the lane, react to what the error says."""
         self._settle(lane, error)
-        self._lanes.release()
-        if error is not None:
-            self._observe(error)
-        self._completed()
+        try:
+            await self._close(lane)
+        finally:
+            self._lanes.release()
+            if error is not None:
+                self._observe(error)
+            self._completed()
 
     def _observe(self, error: BaseException) -> StopReason | None:
         """Halt the pool on errors that make all further work pointless."""
@@ -593,7 +642,6 @@ class LanePool:
         logger.warning("lane pool stopped: %s%s", reason.value, f" ({error})" if error else "")
         for batch in list(self._batches):
             batch._pool_halted()
-        self._notify()
 
     def _completed(self) -> None:
         """Count a finished unit of work; the rare bookkeeping runs only when due."""
@@ -655,16 +703,16 @@ class LanePool:
         self._plan_next_event()
 
     def _start_recheck(self) -> asyncio.Task[Account | BaseException]:
-        mark = self._ledger.mark(self.clock.now())
         self._schedule_next_recheck()
-        task = asyncio.get_running_loop().create_task(self._recheck(mark))
+        task = asyncio.get_running_loop().create_task(self._recheck())
         self._recheck_task = task
         return task
 
-    async def _recheck(self, mark: RecheckMark) -> Account | BaseException:
+    async def _recheck(self) -> Account | BaseException:
         try:
+            mark = await self._backend.mark()  # before the account request is sent
             account = await self._source()
-            self._apply(account, mark)
+            await self._apply(account, mark)
         except SearchCansError as error:
             logger.warning("account check failed: %s", error)
             self._observe(error)
@@ -678,9 +726,11 @@ class LanePool:
             self._plan_next_event()
         return account
 
-    def _apply(self, account: Account, mark: RecheckMark) -> None:
+    async def _apply(self, account: Account, mark: Any) -> None:
         spendable = account.spendable(self._for_key)
-        self._ledger.rebase(mark, spendable=spendable, current=account.current)
+        await self._backend.rebase(
+            mark, spendable=spendable, current=account.current, lanes=account.concurrent
+        )
         self._account = account
         if account.concurrent == 0:
             raise NoLanesError("the account's lanes dropped to 0 (concurrent=0)")
@@ -688,17 +738,14 @@ class LanePool:
         if plan != self._plan:
             self._plan = plan
             self._resize(plan, "plan")
-        logger.debug("account check: remain %d, budget left %d", account.remain, self._ledger.left)
+        left = self._backend.credits().left
+        logger.debug("account check: remain %d, budget left %d", account.remain, left)
         if self.emit:
             self.emit(
                 BudgetRebased(
-                    remain=account.remain,
-                    spendable=spendable,
-                    lanes=plan,
-                    budget_left=self._ledger.left,
+                    remain=account.remain, spendable=spendable, lanes=plan, budget_left=left
                 )
             )
-        self._notify()
 
 
 def _discard(_outcome: object) -> None:

@@ -150,9 +150,8 @@ async def test_possibly_charged_resets_are_settled_by_the_next_check(
     async with Emulator(credits=100, lanes=1, latency=Latency.fixed(0.001), faults=faults) as emu:
         async with (
             client_for(emu) as client,
-            client.lanes(recheck_every=None, recheck_interval=None) as pool,
+            client.lanes(recheck_every=None, recheck_interval=None, settle_grace=0) as pool,
         ):
-            pool._ledger.grace = 0.0
             report = await pool.run_batch(client.search, ["a", "b", "c"])
             stats = pool.statistics()
     assert [type(o.error).__name__ for o in report.failed] == ["TransportError"]
