@@ -17,6 +17,7 @@ from searchcans_async import (
     LaneBusyError,
     LanePool,
     ReaderPage,
+    ResponseFormatError,
     RetryPolicy,
     SearchCans,
     SearchResult,
@@ -278,6 +279,19 @@ async def test_account_reads_credits_lanes_and_keys(
     [key] = account.keys
     assert (key.name, key.active, key.has_own_quota) == ("canary", True, False)
     assert emulator.stats().remain == 1_000
+
+
+async def test_an_ill_typed_account_answer_names_the_field(
+    emulator: Emulator, clock: VirtualClock
+) -> None:
+    """An account answer with remain/concurrent as strings raises ResponseFormatError naming one."""
+    emulator.set_faults(Faults(script={1: Fault.wrong_types()}, endpoints=["account"]))
+    async with client_for(emulator, clock) as client:
+        with pytest.raises(ResponseFormatError) as caught:
+            await client.account()
+        assert caught.value.field in {"remain", "concurrent"}
+        assert f"field {caught.value.field!r} expected an integer, got str" in str(caught.value)
+        assert (await client.account()).remain == 1_000  # the next answer is fine again
 
 
 async def test_account_sees_a_keys_own_quota(clock: VirtualClock, canary_key: str) -> None:
