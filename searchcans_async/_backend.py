@@ -100,6 +100,14 @@ class LaneBackend(Protocol):
         """Wait until credits may have been freed (a release, a rebase)."""
         ...
 
+    def lease_valid(self, permit: Permit) -> bool:
+        """Whether ``permit``'s lease still holds, so a request may be sent under it.
+
+        Checked (without I/O) before every attempt made in a lane: a holder that was
+        paused past its lease lost its lane to someone else and must not send.
+        """
+        ...
+
     def credits(self) -> CreditState:
         """The credit figures as last known (no I/O)."""
         ...
@@ -195,6 +203,10 @@ class LocalBackend:
         if waiter is None or waiter.done():
             waiter = self._changed = asyncio.get_running_loop().create_future()
         await waiter
+
+    def lease_valid(self, permit: Permit) -> bool:  # no leases in one process
+        """Always true: local lanes have no lease."""
+        return True
 
     def credits(self) -> CreditState:
         """The ledger's figures."""

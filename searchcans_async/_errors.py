@@ -25,6 +25,7 @@ __all__ = [
     "CreditsExhausted",
     "InsufficientCreditsError",
     "LaneBusyError",
+    "LeaseExpiredError",
     "NoLanesError",
     "RateLimitedError",
     "ResponseFormatError",
@@ -236,6 +237,14 @@ class CreditsExhausted(SearchCansError):  # noqa: N818  # the name DESIGN.md pro
         super().__init__(text, retryable=False, charged=False)
         self.needed = needed
         self.available = available
+
+
+class LeaseExpiredError(SearchCansError):
+    """A shared lane's lease ran out before the request was sent, so it was not sent.
+
+    Happens when a process sharing an account's lanes (Redis backend) was paused or
+    stalled past its lease: its lane may already belong to another process. Not charged.
+    """
 
 
 class NoLanesError(SearchCansError):

@@ -22,6 +22,7 @@ from ._errors import (
     AuthenticationError,
     CreditsExhausted,
     InsufficientCreditsError,
+    LeaseExpiredError,
     NoLanesError,
     SearchCansError,
 )
@@ -109,6 +110,12 @@ class _Lane:
         self.calls = 0
 
     async def cover(self, cost: int) -> None:
+        permit = self.permit
+        if permit is not None and not self.pool._backend.lease_valid(permit):
+            raise LeaseExpiredError(
+                "this lane's lease ran out (the process was paused or too slow); the request "
+                "was not sent, since another holder may have the lane now"
+            )
         free = self.reserved - self.covered - self.committed - self.possibly_charged
         if cost > free:
             extra = cost - max(0, free)

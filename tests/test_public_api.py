@@ -23,6 +23,7 @@ PUBLIC_NAMES = [
     "InsufficientCreditsError",
     "LaneBusyError",
     "LanePool",
+    "LeaseExpiredError",
     "NoLanesError",
     "OrganicResult",
     "Outcome",
