@@ -459,6 +459,8 @@ class Batch(Generic[T, R]):
                 self._committed += cost
                 lanes.release()
                 pool._completed()
+                if pool._emitting:
+                    pool._item_finished(cost, None)
             self._succeeded += 1
             outcome = Outcome(index, item, result, None)
             if self._sink is not None:

@@ -26,7 +26,7 @@ from ._errors import (
     NoLanesError,
     SearchCansError,
 )
-from ._events import BudgetRebased, Emitter, EventHook, LanesResized
+from ._events import BudgetRebased, Emitter, EventHook, ItemFinished, LanesResized
 from ._ledger import LaneLimiter
 from ._meter import current_lane
 
@@ -247,6 +247,7 @@ class LanePool:
         self._settle_grace = settle_grace
         self.clock: Clock = clock or LoopClock()
         self.emit = on_event if isinstance(on_event, Emitter) else Emitter(on_event)
+        self._emitting = bool(self.emit)  # read on the hot path: a plain attribute
         self._account: Account | None = None
         self._lanes = LaneLimiter(0)
         self._backend: LaneBackend = backend if backend is not None else LocalBackend()
@@ -630,6 +631,22 @@ class LanePool:
             if error is not None:
                 self._observe(error)
             self._completed()
+            if self._emitting:
+                self._item_finished(lane.committed, error)
+
+    def _item_finished(self, committed: int, error: BaseException | None) -> None:
+        if error is None:
+            outcome = "succeeded"
+        elif isinstance(error, asyncio.CancelledError):
+            outcome = "cancelled"
+        else:
+            outcome = "failed"
+        lanes = self._lanes
+        self.emit(
+            ItemFinished(
+                outcome=outcome, credits=committed, in_flight=lanes.in_use, lanes=lanes.limit
+            )
+        )
 
     def _observe(self, error: BaseException) -> StopReason | None:
         """Halt the pool on errors that make all further work pointless."""

@@ -8,7 +8,7 @@ import pytest
 
 from searchcans_async import CreditsExhausted, SearchCans, StopReason
 from searchcans_async._clock import VirtualClock
-from searchcans_async.events import BudgetRebased, LanesResized
+from searchcans_async.events import BudgetRebased, ItemFinished, LanesResized, Stopped
 from searchcans_async.testing import Emulator, Fault, Faults, Latency
 
 
@@ -159,3 +159,19 @@ async def test_possibly_charged_resets_are_settled_by_the_next_check(
     assert report.remain_after == 100 - billed
     assert stats.possibly_charged == still_doubtful
     assert emu.stats().charged == billed
+
+
+async def test_every_item_and_rebase_is_reported_through_on_event() -> None:
+    """on_event sees one ItemFinished per item (with its outcome) and the budget rebases."""
+    events: list[Any] = []
+    faults = Faults(script={3: Fault.bad_request()})
+    async with Emulator(credits=1_000, lanes=2, latency=0.001, faults=faults) as emu:
+        async with client_for(emu, on_event=events.append) as client, client.lanes() as pool:
+            await pool.run_batch(client.search, [f"q{i}" for i in range(10)])
+    finished = [e for e in events if isinstance(e, ItemFinished)]
+    assert len(finished) == 10
+    assert sorted(e.outcome for e in finished).count("failed") == 1
+    assert sum(e.credits for e in finished) == 9
+    assert all(0 <= e.in_flight < e.lanes == 2 for e in finished)
+    assert any(isinstance(e, BudgetRebased) for e in events)
+    assert any(isinstance(e, Stopped) and e.reason == "completed" for e in events)
