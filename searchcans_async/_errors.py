@@ -141,7 +141,7 @@ class LaneBusyError(SearchCansError):
 
 
 class RateLimitedError(SearchCansError):
-    """A rate or load limit (HTTP 429, codes 1002-1006 and 1009). Not charged; retried.
+    """A rate or load limit (HTTP or code 429, codes 1002-1006 and 1009). Not charged; retried.
 
     Attributes:
         retry_after: Seconds the server asked us to wait, when it said so.
@@ -169,7 +169,7 @@ class ApiTimeoutError(SearchCansError):
 
 
 class ServerError(SearchCansError):
-    """The service failed (HTTP 5xx, or a network error it reported: codes 443, 10054).
+    """The service failed (HTTP 5xx or such a code, or a network error: codes 443, 10054).
 
     Not charged; retried with backoff.
     """
@@ -259,8 +259,11 @@ _THROTTLE_CODES: Final = frozenset({1002, 1003, 1004, 1005, 1006, 1009})
 _TIMEOUT_CODES: Final = frozenset({1001, -1001})
 _NETWORK_CODES: Final = frozenset({443, 10054})
 _AUTH_CODES: Final = frozenset({401, 403, -2008})
+_SERVER_FAILURE_CODES: Final = frozenset({500, 502, 503, 504})
 
-# API.md's table of codes, in the order it is read: the first matching row wins.
+# API.md's table of codes, in the order it is read: the first matching row wins. The
+# client "classifies on both" status and code, so an HTTP status echoed as the body's code
+# (429, 5xx, like 400/401/402/403) means the same on an HTTP 200.
 # Each row: (matches(http_status, code), error class, message when the server gave none).
 _ANSWER_TABLE: Final[
     tuple[tuple[Callable[[int, int | None], bool], type[SearchCansError], str], ...]
@@ -274,7 +277,7 @@ _ANSWER_TABLE: Final[
     (lambda status, code: 400 in (status, code), BadRequestError, "bad request"),
     (lambda _status, code: code == 1010, LaneBusyError, "all Parallel Lanes are busy"),
     (
-        lambda status, code: status == 429 or code in _THROTTLE_CODES,
+        lambda status, code: 429 in (status, code) or code in _THROTTLE_CODES,
         RateLimitedError,
         "rate limited",
     ),
@@ -284,7 +287,11 @@ _ANSWER_TABLE: Final[
         ServerError,
         "the server reported a network error",
     ),
-    (lambda status, _code: 500 <= status <= 599, ServerError, "the server failed"),
+    (
+        lambda status, code: 500 <= status <= 599 or code in _SERVER_FAILURE_CODES,
+        ServerError,
+        "the server failed",
+    ),
 )
 
 

@@ -25,10 +25,12 @@ from searchcans_async import (
 from searchcans_async._errors import error_from_answer
 
 # (http_status, code) -> (class, retryable, charged): API.md's table of codes, row by row.
+# The client "classifies on both": a status in the body's code means what the status means.
 ANSWER_TABLE = [
     (200, 1010, LaneBusyError, True, False),
     (429, None, RateLimitedError, True, False),
     (429, 429, RateLimitedError, True, False),
+    (200, 429, RateLimitedError, True, False),
     (200, 1001, ApiTimeoutError, True, False),
     (200, -1001, ApiTimeoutError, True, False),
     *[(200, code, RateLimitedError, True, False) for code in (1002, 1003, 1004, 1005, 1006)],
@@ -37,6 +39,7 @@ ANSWER_TABLE = [
     (200, 10054, ServerError, True, False),
     *[(status, None, ServerError, True, False) for status in (500, 502, 503, 504)],
     *[(status, status, ServerError, True, False) for status in (500, 502, 503, 504)],
+    *[(200, code, ServerError, True, False) for code in (500, 502, 503, 504)],
     (400, 400, BadRequestError, False, False),
     (400, None, BadRequestError, False, False),
     (401, 401, AuthenticationError, False, False),
