@@ -320,6 +320,8 @@ def test_faults_are_validated_and_read_as_calls() -> None:
         lambda: Fault.throttled(1007),
         lambda: Fault.api_timeout(1002),
         lambda: Fault.server_error(501),
+        lambda: Fault("lane_busy", code=1011),
+        lambda: Fault("slow_body", code=1),
         lambda: Fault.truncated_json(keep=1.0),
         lambda: Fault.slow_body(chunk_size=0),
         lambda: Fault.from_name("nope"),

@@ -35,6 +35,9 @@ CHARGED_KINDS: Final = frozenset(
 FAULT_KINDS: Final = frozenset({*REFUSAL_KINDS, *CHARGED_KINDS, "reset_before"})
 
 _ALLOWED_CODES: Final[Mapping[str, frozenset[int]]] = {
+    "lane_busy": frozenset({1010}),
+    "rate_limited": frozenset({429}),
+    "bad_request": frozenset({400}),
     "api_timeout": frozenset({1001, -1001}),
     "throttled": frozenset({1002, 1003, 1004, 1005, 1006, 1009}),
     "network_code": frozenset({443, 10054}),
@@ -94,6 +97,8 @@ class Fault:
         allowed = _ALLOWED_CODES.get(self.kind)
         if allowed is not None and self.code is not None and self.code not in allowed:
             raise ValueError(f"{self.kind} takes a code in {sorted(allowed)}, not {self.code}")
+        if self.kind not in _DEFAULT_CODES and self.code is not None:
+            raise ValueError(f"{self.kind} sends no code of its own, got code={self.code}")
         if self.kind == "server_error" and self.code not in (None, *_SERVER_ERROR_STATUSES):
             raise ValueError(
                 f"server_error takes a status in {sorted(_SERVER_ERROR_STATUSES)}, not {self.code}"
