@@ -526,9 +526,12 @@ class Batch(Generic[T, R]):
             self._not_started.append((index, item))
             self._stop(StopReason.BUDGET, error)
             return False
-        except SearchCansError:  # the pool halted (auth, billing) while we waited
+        except SearchCansError as error:  # the pool halted, or a shared backend failed
             self._not_started.append((index, item))
-            self._pool_halted()
+            if self._pool._halted is not None:
+                self._pool_halted()
+            else:
+                self._stop(StopReason.ERROR, error)
             return False
         except BaseException:
             self._not_started.append((index, item))
