@@ -382,6 +382,8 @@ class SearchCans:
         retry: RetryPolicy | None,
         timeout: float | None,
     ) -> Envelope:
+        # Before any lane covers a cost: a closed client sends nothing, so charges nothing.
+        self._transport.ensure_open()
         attempt_timeout = max(timeout or self.timeout, server_wait + _TIMEOUT_MARGIN)
         lane = current_lane.get() if cost else None
         clock = self.clock

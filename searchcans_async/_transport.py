@@ -277,6 +277,10 @@ class Transport:
             raise RuntimeError("the aiohttp session lent to this client is closed")
         return self._session
 
+    def ensure_open(self) -> None:
+        """Raise ``RuntimeError`` now if nothing can be sent (closed client or lent session)."""
+        self._get_session()
+
     async def aclose(self) -> None:
         """Close the session if this transport created it. Idempotent."""
         self._closed = True

@@ -453,7 +453,7 @@ async def test_every_attempt_emits_call_finished(emulator: Emulator, clock: Virt
 
 
 class RecordingTransport:
-    """Stands in for the transport: records each post's timeout and answers code 0."""
+    """Stands in for the transport's post: records each timeout and answers code 0."""
 
     def __init__(self, data: Any) -> None:
         self.timeouts: list[float] = []
@@ -485,9 +485,9 @@ async def test_the_attempt_timeout_outlasts_the_servers_own_wait(
 ) -> None:
     """Each attempt may take at least d + w + 5 s, whatever timeout= (client or call) says."""
     transport = RecordingTransport({"organic": []})
-    client = SearchCans(canary_key, clock=clock, timeout=client_timeout)
-    monkeypatch.setattr(client, "_transport", transport)
-    await client.search(**call)
+    async with SearchCans(canary_key, clock=clock, timeout=client_timeout) as client:
+        monkeypatch.setattr(client._transport, "post", transport.post)
+        await client.search(**call)
     assert transport.timeouts == [expected]
 
 
@@ -496,9 +496,9 @@ async def test_a_reader_wait_lengthens_the_timeout(
 ) -> None:
     """read(browser=True, wait=5, server_timeout=30) may take 40 s (d + w + 5)."""
     transport = RecordingTransport({"markdown": "m"})
-    client = SearchCans(canary_key, clock=clock, timeout=1.0)
-    monkeypatch.setattr(client, "_transport", transport)
-    await client.read("https://a.example", browser=True, wait=5, server_timeout=30)
+    async with SearchCans(canary_key, clock=clock, timeout=1.0) as client:
+        monkeypatch.setattr(client._transport, "post", transport.post)
+        await client.read("https://a.example", browser=True, wait=5, server_timeout=30)
     assert transport.timeouts == [40.0]
 
 
@@ -609,6 +609,22 @@ async def test_a_lane_that_cannot_cover_stops_the_call_unsent(
         current_lane.reset(token)
     assert emulator.stats().requests == 0
     assert clock.sleeps == []
+
+
+async def test_a_closed_client_leaves_its_lane_untouched(
+    emulator: Emulator, clock: VirtualClock
+) -> None:
+    """A call on a closed client fails before covering anything: no phantom charge."""
+    lane = FakeLane()
+    client = client_for(emulator, clock)
+    await client.aclose()
+    token = current_lane.set(lane)
+    try:
+        with pytest.raises(RuntimeError, match="client is closed"):
+            await client.search("asyncio")
+    finally:
+        current_lane.reset(token)
+    assert lane.calls == []
 
 
 async def test_a_lane_busy_error_without_a_lane_is_just_retried(
