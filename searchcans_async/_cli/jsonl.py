@@ -1,0 +1,361 @@
+"""The batch command's files: JSONL input lines, the JSONL output, and resuming from it.
+
+Input: one item per line, either a JSON string (the query, or the URL for ``--kind read``)
+or an object with ``query`` / ``url`` plus per-item options named like the keyword
+arguments of ``SearchCans.search`` / ``SearchCans.read``. Blank lines are skipped; line
+numbers count every physical line from 1.
+
+Output: one JSON object per finished item, written and flushed as it finishes::
+
+    {"line": 3, "kind": "search", "subject": "asyncio", "ok": true, "result": {...}}
+    {"line": 4, "kind": "search", "subject": "aiohttp", "ok": false, "error": {...}}
+
+Resuming reads the output first: an input line whose number and subject are recorded
+there as succeeded is skipped, so nothing already paid for is paid again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, NamedTuple
+
+import attrs
+
+from .._requests import ReadRequest, SearchRequest
+from .output import dumps, error_payload, result_payload
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+    from pathlib import Path
+
+    from .._batch import Outcome
+    from .._models import ReaderPage, SearchResult
+
+__all__ = [
+    "InputError",
+    "Job",
+    "Kind",
+    "LineParser",
+    "ResultWriter",
+    "ResumeState",
+    "StdinLines",
+    "read_jobs",
+]
+
+Kind = Literal["search", "read"]
+
+SUBJECT_FIELD: Final[Mapping[str, str]] = {"search": "query", "read": "url"}
+_REQUEST_TYPE: Final = {"search": SearchRequest, "read": ReadRequest}
+_EXCERPT_CHARS: Final = 60
+
+
+def option_fields(kind: Kind) -> tuple[str, ...]:
+    """The per-item options a batch of ``kind`` accepts (the request's own fields)."""
+    subject = SUBJECT_FIELD[kind]
+    return tuple(field.name for field in attrs.fields(_REQUEST_TYPE[kind]) if field.name != subject)
+
+
+class InputError(Exception):
+    """A line of the batch input (or of the output being resumed) cannot be used."""
+
+    def __init__(self, source: str, line: int | None, problem: str) -> None:
+        where = f"{source} line {line}" if line is not None else source
+        super().__init__(f"{where}: {problem}")
+        self.source = source
+        self.line = line
+        self.problem = problem
+
+
+class Job(NamedTuple):
+    """One item of a batch: its input line number and its validated request."""
+
+    line: int
+    request: SearchRequest | ReadRequest
+
+    @property
+    def subject(self) -> str:
+        """The query or the URL."""
+        return self.request.subject
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 1] + "…"
+
+
+class LineParser:
+    """Turns one input line into a :class:`Job`, or says exactly what is wrong with it."""
+
+    def __init__(self, kind: Kind, source: str, defaults: Mapping[str, Any] | None = None) -> None:
+        self.kind = kind
+        self.source = source
+        self.subject_field = SUBJECT_FIELD[kind]
+        self.options = frozenset(option_fields(kind))
+        self.defaults = dict(defaults or {})
+        self._request = _REQUEST_TYPE[kind]
+
+    def _fail(self, line: int, problem: str) -> InputError:
+        return InputError(self.source, line, problem)
+
+    def parse(self, line: int, raw: bytes) -> Job | None:
+        """Parse the input's line number ``line``; ``None`` for a blank line.
+
+        Raises:
+            InputError: The line is not JSON, not a string or an object, has an unknown
+                field, lacks the query/URL, or has an invalid option.
+        """
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._fail(line, "is not UTF-8 text") from None
+        if line == 1:
+            text = text.removeprefix("\ufeff")
+        text = text.strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError as error:
+            message = getattr(error, "msg", "invalid JSON")
+            raise self._fail(
+                line, f"is not valid JSON ({message}): {_excerpt(text)!r}; write one JSON "
+                f"string or object per line, e.g. \"python asyncio\" or "
+                f"{{\"{self.subject_field}\": \"...\"}}"
+            ) from None  # fmt: skip
+        if isinstance(value, str):
+            fields: dict[str, Any] = {self.subject_field: value}
+        elif isinstance(value, dict):
+            fields = value
+        else:
+            raise self._fail(
+                line,
+                f"expected a JSON string or an object with {self.subject_field!r}, "
+                f"got {type(value).__name__} {_excerpt(text)!r}",
+            )
+        return Job(line, self._request_from(line, fields))
+
+    def _request_from(self, line: int, fields: dict[str, Any]) -> SearchRequest | ReadRequest:
+        unknown = sorted(set(fields) - self.options - {self.subject_field})
+        if unknown:
+            other = "url" if self.kind == "search" else "query"
+            hint = (
+                f" ({other!r} belongs to --kind {'read' if other == 'url' else 'search'})"
+                if unknown == [other]
+                else ""
+            )
+            raise self._fail(
+                line,
+                f"unknown field {unknown[0]!r}{hint}; fields for --kind {self.kind}: "
+                f"{self.subject_field}, {', '.join(sorted(self.options))}",
+            )
+        if self.subject_field not in fields:
+            raise self._fail(line, f"the object has no {self.subject_field!r}")
+        options = {**self.defaults, **fields}
+        try:
+            request: SearchRequest | ReadRequest = self._request(**options)
+        except (TypeError, ValueError) as error:
+            raise self._fail(line, str(error)) from None
+        return request
+
+
+def read_jobs(stream: IO[bytes], parser: LineParser) -> Iterator[Job]:
+    """Every job of a binary JSONL stream, in order; raises :class:`InputError` on a bad line."""
+    for number, raw in enumerate(stream, 1):
+        job = parser.parse(number, raw)
+        if job is not None:
+            yield job
+
+
+class StdinLines:
+    """Lines of a blocking binary stream (stdin), read in a thread, as an async iterator.
+
+    Reading stdin on the event loop would stall every lane while the producer is slow;
+    a daemon thread reads ahead by at most ``read_ahead`` lines instead, and stops when
+    the batch no longer wants lines (``close()``), even if stdin never ends.
+    """
+
+    def __init__(self, stream: IO[bytes], *, read_ahead: int = 256) -> None:
+        self._stream = stream
+        self._room = threading.Semaphore(read_ahead)
+        self._stop = threading.Event()
+        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._read, name="searchcans-stdin", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody reads any more
+            return False
+        return True
+
+    def _read(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self._room.acquire(timeout=0.1):
+                    continue
+                raw = self._stream.readline()
+                if not raw or not self._put(raw):
+                    break
+        except Exception as error:  # noqa: BLE001  # handed to the reader, who reports it
+            self._put(error)
+            return
+        self._put(None)
+
+    def close(self) -> None:
+        """Stop reading ahead."""
+        self._stop.set()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                item = await self._queue.get()
+                self._room.release()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+
+class ResumeState:
+    """What an earlier run wrote: which input lines succeeded, or failed possibly charged.
+
+    A line is *succeeded* when any record of it is ``ok``; it is *doubtful* when it never
+    succeeded and one of its failures was possibly charged (``"charged": null`` or
+    ``true``, e.g. cancelled in flight). Resuming skips both by default, like the client's
+    retries, which never resend a possibly charged call unless asked to.
+    """
+
+    def __init__(self, name: str, kind: Kind) -> None:
+        self.name = name
+        self.kind = kind
+        self.succeeded: dict[int, str] = {}
+        self.doubtful: dict[int, str] = {}
+        self.records = 0
+        self.complete_bytes = 0
+        self.missing_newline = False
+
+    @classmethod
+    def load(cls, path: Path, kind: Kind) -> ResumeState:
+        """Read the output file ``path`` (missing: nothing done yet).
+
+        A last line cut short (the process was killed while writing it) is ignored and
+        ``complete_bytes`` says where the complete lines end; any other unreadable line
+        is an :class:`InputError`.
+        """
+        state = cls(str(path), kind)
+        try:
+            stream = path.open("rb")
+        except FileNotFoundError:
+            return state
+        with stream:
+            for number, raw in enumerate(stream, 1):
+                if not raw.endswith(b"\n"):  # the last line, without its newline
+                    if state._record(raw) is not None:
+                        state.missing_newline = True
+                        state.complete_bytes += len(raw)
+                        state._add(number, raw)
+                    break  # else a torn last line: its item runs again
+                state.complete_bytes += len(raw)
+                if raw.strip():
+                    state._add(number, raw)
+        for line in state.succeeded:
+            state.doubtful.pop(line, None)
+        return state
+
+    @staticmethod
+    def _record(raw: bytes) -> dict[str, Any] | None:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return None
+        if (
+            isinstance(record, dict)
+            and isinstance(record.get("line"), int)
+            and isinstance(record.get("subject"), str)
+            and isinstance(record.get("ok"), bool)
+        ):
+            return record
+        return None
+
+    def _add(self, number: int, raw: bytes) -> None:
+        record = self._record(raw)
+        if record is None:
+            raise InputError(
+                self.name, number, "is not a result line of searchcans-async batch; "
+                "--resume needs the --out file of an earlier run of the same batch"
+            )  # fmt: skip
+        if record.get("kind", self.kind) != self.kind:
+            raise InputError(
+                self.name,
+                number,
+                f"holds a {record.get('kind')} result, but this batch is --kind {self.kind}",
+            )
+        self.records += 1
+        line, subject = record["line"], record["subject"]
+        if record["ok"]:
+            self.succeeded[line] = subject
+            return
+        error = record.get("error")
+        if not isinstance(error, dict) or error.get("charged", None) is not False:
+            self.doubtful[line] = subject
+
+    def skip(self, job: Job, input_name: str, *, retry_doubtful: bool = False) -> str | None:
+        """Why ``job`` must not run again (``"succeeded"``, ``"doubtful"``), or ``None``.
+
+        Raises:
+            InputError: The output records another subject for this input line: the
+                input changed since that run.
+        """
+        for reason, lines in (("succeeded", self.succeeded), ("doubtful", self.doubtful)):
+            recorded = lines.get(job.line)
+            if recorded is None:
+                continue
+            if recorded != job.subject:
+                raise InputError(
+                    input_name,
+                    job.line,
+                    f"is {_excerpt(job.subject)!r} but {self.name} records "
+                    f"{_excerpt(recorded)!r} for it: the input changed since that run; "
+                    "resume with the same input, or write to a new --out",
+                )
+            if reason == "doubtful" and retry_doubtful:
+                return None
+            return reason
+        return None
+
+
+class ResultWriter:
+    """Writes one JSON line per finished item, flushed at once, never with the key in it."""
+
+    def __init__(self, stream: IO[str], kind: Kind, scrub: Callable[[str], str]) -> None:
+        self._stream = stream
+        self._kind = kind
+        self._scrub = scrub
+        self.written = 0
+        self.succeeded = 0
+        self.failed = 0
+        self.credits = 0
+
+    def write(self, outcome: Outcome[Job, SearchResult | ReaderPage]) -> None:
+        """Write ``outcome`` (``LanePool.run_batch``'s ``on_outcome``)."""
+        job = outcome.item
+        record: dict[str, Any] = {"line": job.line, "kind": self._kind, "subject": job.subject}
+        if outcome.error is None and outcome.result is not None:
+            record["ok"] = True
+            record["result"] = result_payload(outcome.result)
+            self.succeeded += 1
+            self.credits += outcome.result.credits
+        else:
+            record["ok"] = False
+            record["error"] = error_payload(outcome.error or RuntimeError("no result"))
+            self.failed += 1
+        self._stream.write(self._scrub(dumps(record)) + "\n")
+        self._stream.flush()
+        self.written += 1

@@ -1,0 +1,426 @@
+"""Running one batch from JSONL to JSONL: the lane pool, progress, Ctrl-C, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncGenerator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final
+
+import attrs
+from rich.text import Text
+
+from .._batch import BatchReport, StopReason
+from .._requests import SearchRequest
+from .errors import EXIT_BY_STOP, CliError, ExitCode
+from .jsonl import (
+    InputError,
+    Job,
+    Kind,
+    LineParser,
+    ResultWriter,
+    ResumeState,
+    StdinLines,
+    read_jobs,
+)
+from .progress import BatchProgress, EventCounter, ProgressMode, Snapshot, format_duration
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+
+    from rich.console import Console
+
+    from .._client import SearchCans
+    from .._lanes import LanePool
+    from .._models import ReaderPage, SearchResult
+    from .output import Scrub
+
+__all__ = [
+    "BatchRun",
+    "BatchSpec",
+    "Interrupts",
+    "print_report",
+    "run_batch",
+    "stop_message",
+]
+
+
+_NEXT_STEP: Final[Mapping[StopReason, str]] = {
+    StopReason.BUDGET: "the credit budget ran out: add credits (or raise --budget, lower "
+    "--floor), then run the same command with --resume",
+    StopReason.BILLING: "the server refused for billing: top up the account, then run the "
+    "same command with --resume",
+    StopReason.AUTH: "the API key was refused: check SEARCHCANS_API_KEY or --api-key-file, "
+    "then run the same command with --resume",
+    StopReason.CANCELLED: "run the same command with --resume to continue where it stopped",
+    StopReason.ERROR: "fix the cause above, then run the same command with --resume",
+}
+
+
+class Interrupts:
+    """Ctrl-C (and SIGTERM): the first stops gracefully, the second cancels work in flight.
+
+    Before the lane pool is open nothing has been spent, so the first press just cancels.
+    """
+
+    def __init__(self, notify: Callable[[str], None]) -> None:
+        self.pool: LanePool | None = None
+        self.presses = 0
+        self.note = ""
+        self._notify = notify
+        self._task: asyncio.Task[Any] | None = None
+
+    def press(self) -> None:
+        """React to one Ctrl-C."""
+        self.presses += 1
+        pool = self.pool
+        if pool is None:
+            if self._task is not None:
+                self._task.cancel()
+            return
+        if self.presses == 1:
+            in_flight = pool.statistics().in_flight
+            self.note = "stopping (Ctrl-C again cancels the work in flight)"
+            self._notify(
+                f"stopping: nothing new starts; waiting for {in_flight} item(s) in flight "
+                "to finish and be written (press Ctrl-C again to cancel them)"
+            )
+            pool.stop()
+        else:
+            self.note = "cancelling"
+            self._notify("cancelling the work in flight; its credits count as possibly charged")
+            pool.stop(cancel=True)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle SIGINT and SIGTERM on the running loop inside the ``with`` block."""
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        installed: list[signal.Signals] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self.press)
+            except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+                continue
+            installed.append(signum)
+        try:
+            yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+
+@attrs.frozen(kw_only=True)
+class BatchSpec:
+    """What ``searchcans-async batch`` was asked to do."""
+
+    kind: Kind = "search"
+    input: Path | None = None  # None: stdin
+    out: Path | None = None  # None: stdout
+    resume: bool = False
+    retry_possibly_charged: bool = False
+    budget: int | None = None
+    floor: int = 0
+    lanes: int | None = None
+    fail_fast: bool = False
+    defaults: Mapping[str, Any] = attrs.field(factory=dict)
+    progress: ProgressMode = "auto"
+    progress_interval: float = 2.0
+    title: str = "batch"
+
+    @property
+    def input_name(self) -> str:
+        """The input as the messages name it."""
+        return str(self.input) if self.input is not None else "<stdin>"
+
+    @property
+    def out_name(self) -> str:
+        """The output as the messages name it."""
+        return str(self.out) if self.out is not None else "<stdout>"
+
+
+@attrs.frozen(kw_only=True)
+class BatchRun:
+    """How a batch run ended, for the report and the exit code.
+
+    ``skipped`` counts the input items an earlier run already completed; ``doubtful``
+    those it left failed and possibly charged, which this run did not send again.
+    """
+
+    report: BatchReport[Job]
+    spec: BatchSpec
+    total: int | None
+    skipped: int
+    doubtful: int
+    written: int
+    lost: int
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The command's exit code for this run."""
+        report = self.report
+        if isinstance(report.error, InputError):
+            return ExitCode.USAGE
+        if report.stop_reason is StopReason.COMPLETED and (report.failed or self.doubtful):
+            return ExitCode.FAILED_ITEMS
+        return EXIT_BY_STOP[report.stop_reason]
+
+
+class _Resume:
+    """Filters out the jobs an earlier run settled, counting them."""
+
+    def __init__(self, state: ResumeState | None, spec: BatchSpec) -> None:
+        self.state = state
+        self.retry_doubtful = spec.retry_possibly_charged
+        self.succeeded = 0
+        self.doubtful = 0
+
+    def wanted(self, job: Job, input_name: str) -> bool:
+        if self.state is None:
+            return True
+        reason = self.state.skip(job, input_name, retry_doubtful=self.retry_doubtful)
+        if reason == "succeeded":
+            self.succeeded += 1
+        elif reason == "doubtful":
+            self.doubtful += 1
+        return reason is None
+
+
+def _prescan(path: Path, parser: LineParser, resume: _Resume) -> int:
+    """Validate the whole input file before anything is spent; count its items."""
+    total = 0
+    with path.open("rb") as stream:
+        for job in read_jobs(stream, parser):
+            total += 1
+            resume.wanted(job, parser.source)
+    return total
+
+
+def _check_output(spec: BatchSpec) -> ResumeState | None:
+    out = spec.out
+    if out is None:
+        if spec.resume:
+            raise CliError("--resume needs --out FILE: the results of the earlier run")
+        return None
+    if spec.input is not None and out.exists() and spec.input.exists():
+        with contextlib.suppress(OSError):
+            if os.path.samefile(spec.input, out):
+                raise CliError(f"--out {out} is the input file; write the results elsewhere")
+    if out.is_dir():
+        raise CliError(f"--out {out} is a directory; give a file name")
+    if spec.resume:
+        return ResumeState.load(out, spec.kind)
+    if out.exists() and out.stat().st_size:
+        raise CliError(
+            f"{out} already exists: add --resume to continue the batch that wrote it, "
+            "or choose another --out (results already paid for are never overwritten)"
+        )
+    return None
+
+
+async def _stdin_jobs(
+    lines: StdinLines, parser: LineParser, resume: _Resume
+) -> AsyncGenerator[Job, None]:
+    number = 0
+    async for raw in lines:
+        number += 1
+        job = parser.parse(number, raw)
+        if job is not None and resume.wanted(job, parser.source):
+            yield job
+
+
+@contextlib.contextmanager
+def _output(spec: BatchSpec, resume: ResumeState | None, stdout: IO[str]) -> Iterator[IO[str]]:
+    if spec.out is None:
+        yield stdout
+        return
+    if resume is not None and spec.out.exists():
+        # Drop a torn last line (a process killed mid-write); its item runs again.
+        os.truncate(spec.out, resume.complete_bytes)
+    try:
+        stream = spec.out.open("a", encoding="utf-8", newline="\n")
+    except OSError as error:
+        raise CliError(f"cannot write {spec.out}: {error.strerror}", ExitCode.ERROR) from None
+    with stream:
+        if resume is not None and resume.missing_newline:
+            stream.write("\n")
+        yield stream
+
+
+def _announce_resume(console: Console, spec: BatchSpec, state: ResumeState | None) -> None:
+    if state is None or not (state.succeeded or state.doubtful):
+        return
+    text = f"resuming: {len(state.succeeded)} item(s) in {spec.out_name} already succeeded"
+    if state.doubtful:
+        again = spec.retry_possibly_charged
+        text += f"; {len(state.doubtful)} failed possibly charged " + (
+            "and run again (--retry-possibly-charged)" if again else "and are not run again"
+        )
+    console.print(Text(text + "."))
+
+
+def _sender(client: SearchCans) -> Callable[[Job], Awaitable[SearchResult | ReaderPage]]:
+    async def send(job: Job) -> SearchResult | ReaderPage:
+        request = job.request
+        if isinstance(request, SearchRequest):
+            return await client.send(request)
+        return await client.send(request)
+
+    return send
+
+
+async def run_batch(
+    client: SearchCans,
+    spec: BatchSpec,
+    *,
+    console: Console,
+    events: EventCounter,
+    interrupts: Interrupts,
+    scrub: Scrub,
+    stdin: IO[bytes],
+    stdout: IO[str],
+) -> BatchRun:
+    """Run the batch ``spec`` describes through ``client``'s lane pool.
+
+    Raises:
+        CliError: Bad usage or input found before anything was spent.
+        SearchCansError: The account could not be read (e.g. 401, unreachable).
+    """
+    parser = LineParser(spec.kind, spec.input_name, spec.defaults)
+    state = _check_output(spec)
+    total: int | None = None
+    counted = _Resume(state, spec)
+    if spec.input is not None:
+        try:
+            total = _prescan(spec.input, parser, counted)
+        except InputError as error:
+            raise CliError(f"{error} (nothing was run)") from None
+        except OSError as error:
+            raise CliError(f"cannot read {spec.input}: {error.strerror}") from None
+    resume = _Resume(state, spec)
+    costs = client.costs
+
+    def cost(job: Job) -> int:
+        return job.request.cost(costs)
+
+    with contextlib.ExitStack() as stack:
+        stream = stack.enter_context(_output(spec, state, stdout))
+        writer = ResultWriter(stream, spec.kind, scrub)
+        items: Iterator[Job] | AsyncGenerator[Job, None]
+        if spec.input is not None:
+            source = stack.enter_context(spec.input.open("rb"))
+            items = (job for job in read_jobs(source, parser) if resume.wanted(job, parser.source))
+        else:
+            stdin_lines = StdinLines(stdin)
+            stack.callback(stdin_lines.close)
+            items = _stdin_jobs(stdin_lines, parser, resume)
+            counted = resume  # counted as the stream goes
+        _announce_resume(console, spec, state)
+        to_run = None if total is None else total - counted.succeeded - counted.doubtful
+        async with client.lanes(budget=spec.budget, floor=spec.floor, max_lanes=spec.lanes) as pool:
+            interrupts.pool = pool
+
+            def sample() -> Snapshot:
+                stats = pool.statistics()
+                return Snapshot(
+                    done=writer.written,
+                    total=to_run,
+                    failed=writer.failed,
+                    retries=events.retries,
+                    lanes=stats.lanes,
+                    plan_lanes=stats.plan_lanes,
+                    in_flight=stats.in_flight,
+                    spent=stats.committed,
+                    possibly_charged=stats.possibly_charged,
+                    budget_left=stats.budget_left,
+                    note=interrupts.note,
+                )
+
+            progress = BatchProgress(
+                console, sample, mode=spec.progress, interval=spec.progress_interval,
+                title=spec.title,
+            )  # fmt: skip
+            try:
+                async with progress:
+                    report = await pool.run_batch(
+                        _sender(client), items, cost=cost, on_outcome=writer.write,
+                        fail_fast=spec.fail_fast,
+                    )  # fmt: skip
+            finally:
+                interrupts.pool = None
+                if isinstance(items, AsyncGenerator):
+                    await items.aclose()
+        lost = _write_leftovers(report, writer)
+    return BatchRun(
+        report=report,
+        spec=spec,
+        total=total,
+        skipped=counted.succeeded,
+        doubtful=counted.doubtful,
+        written=writer.written,
+        lost=lost,
+    )
+
+
+def _write_leftovers(report: BatchReport[Job], writer: ResultWriter) -> int:
+    """Write what the batch could not hand over; return how many lines could not be written."""
+    lost = 0
+    leftovers = [o for o in report.failed if not isinstance(o.error, Exception)]
+    leftovers.extend(report.unconsumed)
+    for outcome in leftovers:  # cancelled in flight, or the write that failed
+        try:
+            writer.write(outcome)
+        except (OSError, ValueError):
+            lost += 1
+    return lost
+
+
+def print_report(console: Console, run: BatchRun) -> None:
+    """The final report: the batch summary, the output, and what to do next."""
+    report, spec = run.report, run.spec
+    lines = [report.summary()]
+    if report.elapsed > 0:
+        rate = (report.succeeded + len(report.failed)) / report.elapsed
+        lines.append(f"elapsed: {format_duration(report.elapsed)} ({rate:.1f} items/s)")
+    done = run.skipped + report.succeeded
+    of_total = f" of {run.total}" if run.total is not None else ""
+    lines.append(
+        f"output: {spec.out_name} ({run.written} line(s) written by this run; "
+        f"{done}{of_total} input item(s) have succeeded)"
+    )
+    if run.lost:
+        lines.append(
+            f"warning: {run.lost} finished item(s) could not be written; they will run "
+            "again on --resume"
+        )
+    hint = _NEXT_STEP.get(report.stop_reason)
+    if report.stop_reason is StopReason.COMPLETED and report.failed:
+        hint = (
+            f'{len(report.failed)} item(s) failed (see "error" in the output); run the '
+            "same command with --resume to retry them"
+        )
+    if isinstance(report.error, InputError):
+        hint = "fix that input line, then run the same command with --resume"
+    if run.doubtful:
+        lines.append(
+            f"note: {run.doubtful} item(s) failed earlier possibly charged and were not sent "
+            "again; add --retry-possibly-charged to run them (they may be billed twice)"
+        )
+    if hint is not None:
+        if spec.out is None:
+            hint = hint.split(", then", 1)[0] + "; write results with --out FILE to resume later"
+        lines.append(f"next: {hint}")
+    console.print(Text("\n".join(lines)))
+
+
+def stop_message(run: BatchRun) -> str | None:
+    """The one error line for stderr when the batch did not complete, else ``None``."""
+    report = run.report
+    if report.stop_reason is StopReason.COMPLETED:
+        return None
+    if report.error is not None:
+        return str(report.error)
+    return f"the batch stopped: {report.stop_reason.value}"

@@ -1,0 +1,554 @@
+"""``searchcans-async batch`` and ``demo`` in-process, against a real emulator.
+
+The emulator's own records (``charges_by_subject``, ``stats``) are the judge: after a stop
+and a resume, every item was charged exactly once and the output holds every input line
+exactly once as succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from rich.console import Console
+from test_cli import ServedEmulator, invoke, one_error_line, serving
+
+from searchcans_async import CreditsExhausted, SearchCans, SearchCansError, StopReason
+from searchcans_async._batch import BatchReport, Outcome
+from searchcans_async._cli.errors import ExitCode, exit_code_for_error
+from searchcans_async._cli.jsonl import InputError, Job, LineParser, ResumeState
+from searchcans_async._cli.output import Scrub
+from searchcans_async._cli.progress import BatchProgress, EventCounter, Snapshot
+from searchcans_async._cli.run import BatchRun, BatchSpec, Interrupts, run_batch
+from searchcans_async._errors import AuthenticationError, InsufficientCreditsError, ServerError
+from searchcans_async._requests import SearchRequest
+from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
+
+
+def write_lines(path: Path, items: Iterable[Any]) -> Path:
+    """Write one JSON value per line (a str item that starts with '!' is written raw)."""
+    lines = [item[1:] if isinstance(item, str) and item.startswith("!") else json.dumps(item)
+             for item in items]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """The output's records, in file order."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def succeeded_lines(path: Path) -> Counter[int]:
+    """How many times each input line is recorded as succeeded."""
+    return Counter(record["line"] for record in records(path) if record["ok"])
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., ServedEmulator]]:
+    """A factory of emulators served from a background loop (see test_cli.py)."""
+    yield from serving()
+
+
+@pytest.fixture
+def queries(tmp_path: Path) -> tuple[Path, list[str]]:
+    """Forty distinct queries, one per line."""
+    words = [f"query number {n}" for n in range(1, 41)]
+    return write_lines(tmp_path / "queries.jsonl", words), words
+
+
+# -- running and writing ---------------------------------------------------------------------
+
+
+def test_a_batch_writes_every_line_once_and_never_the_key(
+    serve: Callable[..., ServedEmulator], canary_key: str, tmp_path: Path
+) -> None:
+    """Strings, objects with options and blank lines: one record per item, line numbers kept."""
+    emu = serve([AccountSpec(credits=100, lanes=2, keys=[KeySpec(canary_key)])])
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        ["asyncio", {"query": "aiohttp", "engine": "bing"}, "!", {"query": "rich", "pages": 3}],
+    )
+    out = tmp_path / "out.jsonl"
+    result = invoke(["batch", str(source), "--out", str(out)], env=emu.env())
+    assert result.exit_code == ExitCode.OK, result.stderr
+    written = records(out)
+    assert sorted(record["line"] for record in written) == [1, 2, 4]
+    by_line = {record["line"]: record for record in written}
+    assert by_line[2]["result"]["engine"] == "bing"
+    assert by_line[4]["result"]["credits"] == 3
+    assert all(record["ok"] and record["kind"] == "search" for record in written)
+    assert "stopped: completed" in result.stderr
+    assert str(out) in result.stderr
+    assert canary_key not in result.output + result.stderr + out.read_text()
+    assert emu.call(emu.emulator.stats).charged == 5
+
+
+def test_stdin_to_stdout(serve: Callable[..., ServedEmulator]) -> None:
+    """`batch -` reads stdin; without --out the JSONL goes to stdout, the report to stderr."""
+    emu = serve()
+    result = invoke(["batch", "-", "--progress", "off"], env=emu.env(), stdin='"a"\n"b"\n\n"c"\n')
+    assert result.exit_code == ExitCode.OK, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(record["subject"] for record in lines) == ["a", "b", "c"]
+    assert "stopped: completed" in result.stderr
+
+
+def test_a_read_batch_takes_a_default_proxy_and_per_item_options(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """--proxy applies to bare URLs; an item's own proxy wins; costs follow the tiers."""
+    emu = serve()
+    source = write_lines(
+        tmp_path / "urls.jsonl",
+        ["https://example.com/a", {"url": "https://example.com/b", "proxy": 2}],
+    )
+    out = tmp_path / "pages.jsonl"
+    result = invoke(
+        ["batch", str(source), "--kind", "read", "--proxy", "1", "--out", str(out)], env=emu.env()
+    )
+    assert result.exit_code == ExitCode.OK, result.stderr
+    credits = {record["line"]: record["result"]["credits"] for record in records(out)}
+    assert credits == {1: 4, 2: 7}
+    assert all(record["result"]["markdown"] for record in records(out))
+
+
+def test_plain_progress_lines_when_not_a_terminal(
+    serve: Callable[..., ServedEmulator], queries: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """Off a terminal, progress is plain periodic lines: count, lanes, credits."""
+    emu = serve(latency=0.004, lanes=2)
+    source, _ = queries
+    result = invoke(
+        ["batch", str(source), "--out", str(tmp_path / "o.jsonl"), "--progress-every", "0.01"],
+        env=emu.env(),
+    )
+    assert result.exit_code == ExitCode.OK
+    progress = [line for line in result.stderr.splitlines() if "lanes" in line and "/40" in line]
+    assert progress, result.stderr
+    assert "credits spent" in progress[0]
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"query": "b"', "is not valid JSON"),
+        ('{"query": "b", "engin": "bing"}', "unknown field 'engin'"),
+        ('{"url": "https://example.com"}', "'url' belongs to --kind read"),
+        ('{"engine": "bing"}', "has no 'query'"),
+        ("42", "expected a JSON string or an object"),
+        ('{"query": "b", "pages": 0}', "pages must be 1-100"),
+    ],
+)
+def test_a_bad_line_refuses_the_whole_file_before_anything_is_spent(
+    serve: Callable[..., ServedEmulator], tmp_path: Path, line: str, expected: str
+) -> None:
+    """One line with its number on stderr, exit 2, no request sent, no output written."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["fine", "!" + line, "also fine"])
+    out = tmp_path / "out.jsonl"
+    result = invoke(["batch", str(source), "--out", str(out)], env=emu.env())
+    assert result.exit_code == ExitCode.USAGE
+    error = one_error_line(result)
+    assert f"{source} line 2:" in error
+    assert expected in error
+    assert "nothing was run" in error
+    assert emu.call(emu.emulator.stats).requests == 0
+    assert not out.exists()
+
+
+def test_a_bad_stdin_line_stops_the_batch_and_keeps_what_ran(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """On stdin a bad line is found as it comes: the lines before it ran and are kept."""
+    emu = serve(lanes=1)
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        ["batch", "-", "--out", str(out)], env=emu.env(), stdin='"a"\n"b"\n{"query": 1}\n"d"\n'
+    )
+    assert result.exit_code == ExitCode.USAGE
+    assert "<stdin> line 3: query must be a str" in one_error_line(result)
+    assert sorted(succeeded_lines(out)) == [1, 2]
+
+
+def test_invalid_utf8_is_reported_with_its_line(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """A line that is not UTF-8 is a clear input error."""
+    emu = serve()
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'"ok"\n"\xff\xfe"\n')
+    result = invoke(["batch", str(source)], env=emu.env())
+    assert result.exit_code == ExitCode.USAGE
+    assert "line 2: is not UTF-8" in one_error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--resume"], "--resume needs --out"),
+        (["--kind", "read", "--engine", "bing"], "--engine does not apply to --kind read"),
+        (["--proxy", "1"], "--proxy does not apply to --kind search"),
+        (["--retry-possibly-charged"], "applies with --resume"),
+    ],
+)
+def test_option_mistakes_are_usage_errors(
+    serve: Callable[..., ServedEmulator], tmp_path: Path, options: list[str], expected: str
+) -> None:
+    """Options that cannot work together are refused with one line."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["x"])
+    result = invoke(["batch", str(source), *options], env=emu.env())
+    assert result.exit_code == ExitCode.USAGE
+    assert expected in one_error_line(result)
+
+
+def test_an_existing_output_is_never_overwritten(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """Without --resume an existing, non-empty --out is refused and left as it was."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["x"])
+    out = tmp_path / "out.jsonl"
+    out.write_text("paid for\n")
+    result = invoke(["batch", str(source), "--out", str(out)], env=emu.env())
+    assert result.exit_code == ExitCode.USAGE
+    assert "--resume" in one_error_line(result)
+    assert out.read_text() == "paid for\n"
+    same = invoke(["batch", str(source), "--out", str(source)], env=emu.env())
+    assert "is the input file" in one_error_line(same)
+    folder = invoke(["batch", str(source), "--out", str(tmp_path)], env=emu.env())
+    assert folder.exit_code == ExitCode.USAGE
+
+
+def test_a_rejected_key_stops_before_anything_runs(
+    serve: Callable[..., ServedEmulator], tmp_path: Path, canary_key: str
+) -> None:
+    """401 when the pool reads the account: one line, exit 5, the key nowhere."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["x"])
+    result = invoke(["batch", str(source)], env=emu.env(SEARCHCANS_API_KEY=canary_key))
+    assert result.exit_code == ExitCode.AUTH
+    assert "HTTP 401" in one_error_line(result)
+    assert canary_key not in result.output + result.stderr
+
+
+# -- stopping and resuming -----------------------------------------------------------------
+
+
+def test_a_budget_stop_then_a_resume_pays_each_item_once(
+    serve: Callable[..., ServedEmulator], queries: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """Exit 3 at the budget; after a top-up --resume finishes; the server charged each once."""
+    emu = serve(credits=25, lanes=3)
+    source, words = queries
+    out = tmp_path / "out.jsonl"
+    first = invoke(["batch", str(source), "--out", str(out), "--floor", "5"], env=emu.env())
+    assert first.exit_code == ExitCode.BUDGET, first.stderr
+    assert "stopped: budget" in first.stderr
+    assert "--resume" in first.stderr
+    assert len(succeeded_lines(out)) == 20
+    emu.call(emu.emulator.add_credits, 100)
+    second = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert second.exit_code == ExitCode.OK, second.stderr
+    assert "20 item(s)" in second.stderr
+    assert "40 of 40 input item(s) have succeeded" in second.stderr
+    charges = emu.call(emu.emulator.charges_by_subject)
+    assert set(charges) == set(words)
+    assert set(charges.values()) == {1}
+    assert succeeded_lines(out) == Counter(range(1, 41))
+    again = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert again.exit_code == ExitCode.OK
+    assert emu.call(emu.emulator.stats).charged == 40
+
+
+def test_resume_refuses_an_input_that_changed(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """The output records another subject for a line number: refuse before spending."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b"])
+    out = tmp_path / "out.jsonl"
+    assert invoke(["batch", str(source), "--out", str(out)], env=emu.env()).exit_code == 0
+    write_lines(source, ["a", "changed"])
+    result = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert result.exit_code == ExitCode.USAGE
+    assert "the input changed" in one_error_line(result)
+    assert emu.call(emu.emulator.stats).requests == 2
+
+
+def test_resume_refuses_a_file_it_did_not_write(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """An output that is not ours, or of the other kind, is refused with its line number."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["a"])
+    out = tmp_path / "out.jsonl"
+    out.write_text("hello\n")
+    result = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert f"{out} line 1: is not a result line" in one_error_line(result)
+    out.write_text(json.dumps({"line": 1, "kind": "read", "subject": "a", "ok": True}) + "\n")
+    other = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert "holds a read result" in one_error_line(other)
+
+
+def test_a_torn_last_line_is_dropped_and_its_item_runs_again(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """A line cut by a kill is removed on resume; a complete one without newline is kept."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b", "c"])
+    out = tmp_path / "out.jsonl"
+    done = json.dumps({"line": 1, "kind": "search", "subject": "a", "ok": True, "result": {}})
+    out.write_text(done + "\n" + '{"line": 2, "kind": "sea')
+    result = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert succeeded_lines(out) == Counter({1: 1, 2: 1, 3: 1})
+    assert emu.call(emu.emulator.charges_by_subject) == Counter({"b": 1, "c": 1})
+    out.write_text(done)  # complete, only the newline is missing
+    again = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert again.exit_code == ExitCode.OK
+    assert succeeded_lines(out) == Counter({1: 1, 2: 1, 3: 1})
+
+
+def test_failed_items_exit_1_and_resume_retries_them(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """An uncharged failure (HTTP 400): exit 1, its error in the output; --resume reruns it."""
+    emu = serve(lanes=1, faults=Faults(script={2: Fault.bad_request()}))
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b", "c"])
+    out = tmp_path / "out.jsonl"
+    first = invoke(["batch", str(source), "--out", str(out)], env=emu.env())
+    assert first.exit_code == ExitCode.FAILED_ITEMS
+    failed = [record for record in records(out) if not record["ok"]]
+    assert len(failed) == 1
+    assert failed[0]["error"]["type"] == "BadRequestError"
+    assert failed[0]["error"]["charged"] is False
+    second = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert second.exit_code == ExitCode.OK
+    assert succeeded_lines(out) == Counter({1: 1, 2: 1, 3: 1})
+
+
+def test_possibly_charged_failures_are_not_sent_again_unless_asked(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """A failure with charged null is skipped on resume (exit 1) until --retry-possibly-charged."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b"])
+    out = tmp_path / "out.jsonl"
+    doubtful = {"line": 2, "kind": "search", "subject": "b", "ok": False,
+                "error": {"type": "CancelledError", "charged": None}}  # fmt: skip
+    out.write_text(json.dumps(doubtful) + "\n")
+    first = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert first.exit_code == ExitCode.FAILED_ITEMS
+    assert "--retry-possibly-charged" in first.stderr
+    assert emu.call(emu.emulator.charges_by_subject) == Counter({"a": 1})
+    second = invoke(
+        ["batch", str(source), "--out", str(out), "--resume", "--retry-possibly-charged"],
+        env=emu.env(),
+    )
+    assert second.exit_code == ExitCode.OK
+    assert emu.call(emu.emulator.charges_by_subject) == Counter({"a": 1, "b": 1})
+
+
+def test_fail_fast_stops_at_the_first_failure(
+    serve: Callable[..., ServedEmulator], queries: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """--fail-fast: the first failed item stops the batch, exit 7, with one error line."""
+    emu = serve(lanes=1, faults=Faults(script={3: Fault.bad_request()}))
+    source, _ = queries
+    out = tmp_path / "out.jsonl"
+    result = invoke(["batch", str(source), "--out", str(out), "--fail-fast"], env=emu.env())
+    assert result.exit_code == ExitCode.ERROR
+    assert "bad request" in one_error_line(result)
+    assert "stopped: error" in result.stderr
+    assert len(records(out)) == 3
+
+
+# -- the run layer: Ctrl-C, progress, exit codes ----------------------------------------------
+
+
+async def _run(emu: Emulator, spec: BatchSpec, interrupts: Interrupts) -> BatchRun:
+    async with SearchCans(emu.api_key, base_url=emu.base_url) as client:
+        return await run_batch(
+            client, spec, console=Console(file=io.StringIO()), events=EventCounter(),
+            interrupts=interrupts, scrub=Scrub(emu.api_key), stdin=io.BytesIO(),
+            stdout=io.StringIO(),
+        )  # fmt: skip
+
+
+async def _wait_for(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(30):
+        while not condition():  # noqa: ASYNC110  # polls the emulator's records: no event
+            await asyncio.sleep(0.001)
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+async def test_ctrl_c_stops_gracefully_then_cancels(
+    tmp_path: Path, queries: tuple[Path, list[str]], presses: int
+) -> None:
+    """One press: in flight finishes and is written. Two: in flight is cancelled, and written."""
+    source, _ = queries
+    out = tmp_path / "out.jsonl"
+    notes: list[str] = []
+    interrupts = Interrupts(notes.append)
+    async with Emulator(lanes=3, latency=0) as emu:
+        emu.pause()  # hold every admitted request in its lane
+        task = asyncio.create_task(_run(emu, BatchSpec(input=source, out=out, progress="off"),
+                                        interrupts))  # fmt: skip
+        await _wait_for(lambda: emu.stats().in_flight == 3)
+        for _ in range(presses):
+            interrupts.press()
+        emu.resume()
+        run = await task
+    assert run.report.stop_reason is StopReason.CANCELLED
+    assert run.exit_code is ExitCode.CANCELLED
+    assert len(notes) == presses
+    written = records(out)
+    assert len(written) == 3
+    if presses == 1:
+        assert all(record["ok"] for record in written)
+    else:
+        assert {record["error"]["type"] for record in written} == {"CancelledError"}
+        assert all(record["error"]["charged"] is None for record in written)
+
+
+async def test_ctrl_c_before_the_pool_opens_cancels_at_once() -> None:
+    """Nothing is spent yet: the first press cancels the command's task."""
+    interrupts = Interrupts(print)
+
+    async def command() -> None:
+        with interrupts.installed():
+            interrupts.press()
+            await asyncio.sleep(30)
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(command())
+
+
+async def test_live_progress_draws_a_bar_and_the_stats() -> None:
+    """On a terminal the display has a bar, done/total, lanes, credits, retries."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=120)
+    snapshot = Snapshot(
+        done=5, total=10, failed=1, retries=2, lanes=2, plan_lanes=4, in_flight=2, spent=5,
+        possibly_charged=1, budget_left=7, note="stopping",
+    )  # fmt: skip
+    async with BatchProgress(console, lambda: snapshot, mode="auto") as progress:
+        assert progress.mode == "live"
+        await asyncio.sleep(0.15)
+    text = buffer.getvalue()
+    assert "5/10" in text
+    assert "lanes 2/2 (of 4) busy" in text
+    assert "1 possibly charged" in text
+    assert "2 retries" in text
+    assert "stopping" in text
+
+
+def test_plain_progress_line_has_rate_and_eta() -> None:
+    """A plain line: count and share, stats, rate and ETA."""
+    snapshot = Snapshot(done=50, total=100, failed=0, retries=0, lanes=3, plan_lanes=3,
+                        in_flight=3, spent=50, possibly_charged=0, budget_left=50)  # fmt: skip
+    line = BatchProgress.plain_line(snapshot, 10.0, 5.0).plain
+    assert line.startswith("[    5s] 50/100 (50%)")
+    assert "10.0/s" in line
+    assert line.endswith("ETA 5s")
+
+
+def _report(reason: StopReason, **fields: Any) -> BatchReport[Job]:
+    return BatchReport(reason, succeeded=1, failed=(), not_started=(), unread_from=None,
+                       items_read=1, **fields)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        (StopReason.COMPLETED, ExitCode.OK),
+        (StopReason.BUDGET, ExitCode.BUDGET),
+        (StopReason.BILLING, ExitCode.BILLING),
+        (StopReason.AUTH, ExitCode.AUTH),
+        (StopReason.CANCELLED, ExitCode.CANCELLED),
+        (StopReason.ERROR, ExitCode.ERROR),
+    ],
+)
+def test_each_stop_reason_has_its_exit_code(reason: StopReason, code: ExitCode) -> None:
+    """0 completed, 3 budget, 4 billing, 5 auth, 6 cancelled, 7 error."""
+    run = BatchRun(report=_report(reason), spec=BatchSpec(), total=1, skipped=0, doubtful=0,
+                   written=1, lost=0)  # fmt: skip
+    assert run.exit_code is code
+
+
+def test_failures_and_input_errors_have_their_own_exit_codes() -> None:
+    """Completed with failures: 1; stopped by a bad input line: 2."""
+    request = SearchRequest(query="q")
+    failed = Outcome(0, Job(1, request), None, ServerError("boom"))
+    report = BatchReport(StopReason.COMPLETED, succeeded=0, failed=(failed,), not_started=(),
+                         unread_from=None, items_read=1)  # fmt: skip
+    run = BatchRun(report=report, spec=BatchSpec(), total=1, skipped=0, doubtful=0, written=1,
+                   lost=0)  # fmt: skip
+    assert run.exit_code is ExitCode.FAILED_ITEMS
+    bad_input = _report(StopReason.ERROR, error=InputError("<stdin>", 3, "bad"))
+    run = BatchRun(report=bad_input, spec=BatchSpec(), total=None, skipped=0, doubtful=0,
+                   written=1, lost=0)  # fmt: skip
+    assert run.exit_code is ExitCode.USAGE
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (AuthenticationError("no"), ExitCode.AUTH),
+        (InsufficientCreditsError("no"), ExitCode.BILLING),
+        (CreditsExhausted(needed=2, available=1), ExitCode.BUDGET),
+        (InputError("in.jsonl", 1, "bad"), ExitCode.USAGE),
+        (SearchCansError("other"), ExitCode.ERROR),
+    ],
+)
+def test_each_error_has_its_exit_code(error: Exception, code: ExitCode) -> None:
+    """A command that fails outside a batch exits by the error's kind."""
+    assert exit_code_for_error(error) is code
+
+
+def test_resume_state_reads_what_earlier_runs_wrote(tmp_path: Path) -> None:
+    """Succeeded wins over any failure; an uncharged failure is not doubtful."""
+    out = tmp_path / "out.jsonl"
+    lines = [
+        {"line": 1, "kind": "search", "subject": "a", "ok": False, "error": {"charged": None}},
+        {"line": 1, "kind": "search", "subject": "a", "ok": True},
+        {"line": 2, "kind": "search", "subject": "b", "ok": False, "error": {"charged": False}},
+        {"line": 3, "kind": "search", "subject": "c", "ok": False, "error": {"charged": None}},
+    ]
+    write_lines(out, lines)
+    state = ResumeState.load(out, "search")
+    parser = LineParser("search", "in")
+    job = {n: parser.parse(n, json.dumps(s).encode()) for n, s in ((1, "a"), (2, "b"), (3, "c"))}
+    assert [state.skip(j, "in") for j in job.values() if j] == ["succeeded", None, "doubtful"]
+    assert ResumeState.load(tmp_path / "missing.jsonl", "search").records == 0
+
+
+# -- the demo ----------------------------------------------------------------------------------
+
+
+def test_the_demo_stops_at_the_budget_resumes_and_proves_it(tmp_path: Path) -> None:
+    """The demo's story in small: a budget stop, a top-up, a resume, and the final check."""
+    out = tmp_path / "demo.jsonl"
+    result = invoke(
+        ["demo", "--items", "120", "--latency", "0.001", "--progress", "plain", "--out", str(out)]
+    )
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "exit code 3 (budget)" in result.stdout
+    assert "exit code 0 (ok)" in result.stdout
+    assert "charged exactly once, none twice, none missing" in result.stdout
+    assert succeeded_lines(out) == Counter(range(1, 121))
+    again = invoke(["demo", "--items", "20", "--out", str(out)])
+    assert again.exit_code == ExitCode.USAGE
+    assert "already exists" in one_error_line(again)
