@@ -419,6 +419,8 @@ class SearchCans:
             rng=self._rng,
             emit=self.emit,
             endpoint=endpoint,
+            # Only retry when the server's own wait still fits before the deadline.
+            min_attempt=server_wait + _TIMEOUT_MARGIN,
         )
 
     def _finished(

@@ -67,21 +67,31 @@ def _wire_name(attribute: attrs.Attribute[Any], cls: type[Any] | None = None) ->
     return attribute.name if attribute.name in _SNAKE_CASE_ON_THE_WIRE else _camel(attribute.name)
 
 
+def _shown(value: object) -> str:
+    """How an error may show a wrong value: numbers and booleans only.
+
+    Strings could be personal data (an email in the wrong field), so only their type shows.
+    """
+    if isinstance(value, bool | int | float):
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__
+
+
 def _strict_int(value: object, _type: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {type(value).__name__} {value!r:.40}")
+        raise TypeError(f"expected an integer, got {_shown(value)}")
     return value
 
 
 def _strict_bool(value: object, _type: object) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {type(value).__name__} {value!r:.40}")
+        raise TypeError(f"expected true or false, got {_shown(value)}")
     return value
 
 
 def _strict_str(value: object, _type: object) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__} {value!r:.40}")
+        raise TypeError(f"expected a string, got {_shown(value)}")
     return value
 
 

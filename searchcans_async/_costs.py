@@ -7,6 +7,25 @@ import attrs
 __all__ = ["Costs"]
 
 
+def _is_price(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _price(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not _is_price(value):
+        raise ValueError(f"{attribute.name} must be a whole number of credits >= 0, got {value!r}")
+
+
+def _tier_prices(
+    _instance: object,
+    attribute: attrs.Attribute[tuple[int, int, int, int]],
+    value: tuple[int, int, int, int],
+) -> None:
+    prices: tuple[object, ...] = value  # a caller may pass any tuple at run time
+    if len(prices) != 4 or not all(_is_price(v) for v in prices):
+        raise ValueError(f"{attribute.name} must be 4 prices >= 0 (tiers 0-3), got {value!r}")
+
+
 @attrs.frozen
 class Costs:
     """The credit price list the client and the lane pool reserve against.
@@ -25,13 +44,15 @@ class Costs:
         3
     """
 
-    search_page: int = 1
-    reader_base: int = 2
-    reader_proxy: tuple[int, int, int, int] = (0, 2, 5, 10)
-    reader_browser: int = 0
-    reader_captcha: int = 0
-    reader_file: int = 0
-    reader_image: int = 0
+    search_page: int = attrs.field(default=1, validator=_price)
+    reader_base: int = attrs.field(default=2, validator=_price)
+    reader_proxy: tuple[int, int, int, int] = attrs.field(
+        default=(0, 2, 5, 10), validator=_tier_prices
+    )
+    reader_browser: int = attrs.field(default=0, validator=_price)
+    reader_captcha: int = attrs.field(default=0, validator=_price)
+    reader_file: int = attrs.field(default=0, validator=_price)
+    reader_image: int = attrs.field(default=0, validator=_price)
     no_results_charged: bool = False
 
     def search(self, pages: int = 1) -> int:

@@ -52,6 +52,7 @@ class SearchCansError(Exception):
         code: The API's own code from the response envelope, if there was one.
         http_status: The HTTP status, if a response arrived.
         request_id: The server's ``requestId``, handy when talking to support.
+        retry_after: Seconds the server asked us to wait (``Retry-After``), if it did.
         retryable: Whether sending the call again is safe and may succeed.
         charged: ``True``/``False`` when known, ``None`` when the call was possibly charged.
 
@@ -81,6 +82,7 @@ class SearchCansError(Exception):
         self.code = code
         self.http_status = http_status
         self.request_id = request_id
+        self.retry_after: float | None = None
         self.retryable = self.default_retryable if retryable is None else retryable
         self.charged: bool | None = self.default_charged if charged is _UNSET else charged
 
@@ -320,8 +322,7 @@ def error_from_answer(
                 http_status=http_status,
                 request_id=request_id,
             )
-            if isinstance(error, RateLimitedError):
-                error.retry_after = retry_after
+            error.retry_after = retry_after
             return error
     # The docs bill only HTTP 200 answers, so an unknown code on 200 may have cost credits.
     return UnexpectedResponseError(

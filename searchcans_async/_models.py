@@ -108,6 +108,8 @@ class Account:
         if isinstance(for_key, ApiKey):
             return for_key
         if for_key is not None:
+            if not for_key:
+                raise ValueError("for_key must name a key (its id, name or masked key)")
             for attribute in ("id", "name", "key"):
                 found = [k for k in self.keys if getattr(k, attribute) == for_key]
                 if found:

@@ -16,7 +16,6 @@ import attrs
 
 from ._errors import (
     LaneBusyError,
-    RateLimitedError,
     ResponseFormatError,
     SearchCansError,
     TransportError,
@@ -75,6 +74,8 @@ class RetryPolicy:
 
     @attempts.validator
     def _check_attempts(self, _attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"attempts must be an int, not {type(value).__name__}")
         if value < 1:
             raise ValueError(f"attempts counts the first try too, so it must be >= 1, got {value}")
 
@@ -115,7 +116,7 @@ class RetryPolicy:
         if isinstance(error, LaneBusyError):
             low, high = self.lane_busy_delay
             return rng.uniform(low, high)
-        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+        if error.retry_after is not None:  # a 429 or 503 that said how long to wait
             return min(error.retry_after, self.retry_after_max)
         ceiling = min(
             self.backoff_max, self.backoff_initial * self.backoff_multiplier ** (retry - 1)
@@ -131,11 +132,14 @@ async def call_with_retries(
     rng: random.Random,
     emit: Emitter,
     endpoint: str,
+    min_attempt: float = 0.0,
 ) -> T:
     """Run ``attempt(number, seconds_left)`` until it succeeds or the policy gives up.
 
     ``seconds_left`` is what remains of the policy's deadline (``None`` without one), so
-    the attempt can shorten its own timeout. The last error is raised as it is.
+    the attempt can shorten its own timeout. A retry starts only if at least
+    ``min_attempt`` seconds of the deadline remain after its backoff: an attempt cut short
+    by the deadline would leave the call possibly charged. The last error is raised as it is.
     """
     started = clock.now()
     number = 0
@@ -148,7 +152,10 @@ async def call_with_retries(
             if number >= policy.attempts or not policy.should_retry(error):
                 raise
             wait = policy.delay(error, number, rng)
-            if policy.deadline is not None and clock.now() - started + wait >= policy.deadline:
+            if (
+                policy.deadline is not None
+                and clock.now() - started + wait + min_attempt >= policy.deadline
+            ):
                 raise
             reason = type(error).__name__
             logger.debug(

@@ -83,11 +83,12 @@ def test_a_rate_limit_carries_retry_after() -> None:
     assert error.retry_after == 2.5
 
 
-def test_retry_after_is_ignored_for_other_errors() -> None:
-    """Only rate limits carry retry_after; a 503 does not grow the attribute."""
+def test_a_503_carries_retry_after_too() -> None:
+    """A 503's Retry-After is kept as well (proxies send it with maintenance pages)."""
     error = error_from_answer(http_status=503, code=None, message="", retry_after=2.5)
     assert isinstance(error, ServerError)
-    assert not hasattr(error, "retry_after")
+    assert error.retry_after == 2.5
+    assert error_from_answer(http_status=500, code=None, message="").retry_after is None
 
 
 @pytest.mark.parametrize(

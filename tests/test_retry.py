@@ -172,6 +172,16 @@ def test_the_ceiling_never_passes_backoff_max() -> None:
     assert all(policy.delay(ServerError("x"), 50, rng) <= 8.0 for _ in range(100))
 
 
+def test_a_503_with_retry_after_waits_as_asked() -> None:
+    """A server error that says Retry-After is retried after that wait (capped)."""
+    error = ServerError("maintenance", http_status=503)
+    error.retry_after = 4.0
+    policy = RetryPolicy(retry_after_max=3.0)
+    assert policy.delay(error, 1, random.Random(0)) == 3.0
+    error.retry_after = 1.5
+    assert policy.delay(error, 1, random.Random(0)) == 1.5
+
+
 async def test_attempts_limit_the_tries(serve: Any, clock: VirtualClock) -> None:
     """attempts=3 sends three times, waits twice, then raises the last error."""
     emu = await serve(*[Fault.server_error()] * 5)
@@ -186,13 +196,15 @@ async def test_attempts_limit_the_tries(serve: Any, clock: VirtualClock) -> None
 
 
 async def test_the_deadline_stops_retrying(serve: Any, clock: VirtualClock) -> None:
-    """No retry is scheduled to start past the deadline, however many attempts are left."""
+    """No retry starts unless the server's own wait still fits before the deadline."""
     emu = await serve(*[Fault.rate_limited(2)] * 50)
-    policy = RetryPolicy(attempts=50, deadline=7.0)
+    # The server may take its default 10 s plus the client's 5 s margin: a retry starts
+    # only while 15 s of the deadline remain after its backoff.
+    policy = RetryPolicy(attempts=50, deadline=22.0)
     async with client_for(emu, clock, retry=policy) as client:
         with pytest.raises(RateLimitedError):
             await client.search("asyncio")
-    assert clock.sleeps == [2.0, 2.0, 2.0]  # a 4th wait would end at 8 s > 7 s
+    assert clock.sleeps == [2.0, 2.0, 2.0]  # a 4th would leave 22 - 8 = 14 s < 15 s
     assert emu.stats().requests == 4
     assert clock.now() < 7.0
 
