@@ -217,8 +217,29 @@ class SearchResult:
     extra: Mapping[str, Any] = attrs.field(default=_EMPTY, repr=False, eq=False)
     raw: Any = attrs.field(default=None, repr=False, eq=False)
 
+    @property
+    def results(self) -> tuple[Any, ...]:
+        """The engine's main results: ``organic`` for web engines, else its vertical list.
+
+        Example:
+            >>> news = SearchResult(query="q", engine="google_news", news_results=({"t": 1},))
+            >>> len(news.results), len(news)
+            (1, 1)
+        """
+        vertical = _VERTICAL_LISTS.get(self.engine)
+        return getattr(self, vertical) if vertical is not None else self.organic
+
     def __len__(self) -> int:
-        return len(self.organic)
+        return len(self.results)
+
+
+_VERTICAL_LISTS: Final = {
+    "google_news": "news_results",
+    "google_shopping": "shopping_results",
+    "google_images": "images_results",
+    "google_videos": "video_results",
+    "google_short_videos": "short_video_results",
+}
 
 
 @attrs.frozen

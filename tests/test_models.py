@@ -583,3 +583,25 @@ def test_page_repr_hides_the_bulky_text() -> None:
     text = repr(page({"markdown": "SECRET BODY", "html": "<p>SECRET</p>", "title": "T"}))
     assert "SECRET" not in text
     assert "title='T'" in text
+
+
+@pytest.mark.parametrize(
+    ("engine", "field"),
+    [
+        ("google", "organic"),
+        ("bing", "organic"),
+        ("google_news", "news_results"),
+        ("google_shopping", "shopping_results"),
+        ("google_images", "images_results"),
+        ("google_videos", "video_results"),
+        ("google_short_videos", "short_video_results"),
+    ],
+)
+def test_results_and_len_follow_the_engines_main_list(engine: str, field: str) -> None:
+    """`results` and len() use the engine's own list, so a news answer is not empty."""
+    items = ({"title": "a"}, {"title": "b"}, {"title": "c"})
+    if field == "organic":
+        items = tuple(OrganicResult(title=x["title"]) for x in items)  # type: ignore[assignment]
+    result = SearchResult(query="q", engine=engine, **{field: items})
+    assert result.results == items
+    assert len(result) == 3
