@@ -252,8 +252,20 @@ def _check(console: Console, plan: _Plan, emulator: Emulator, out: Path) -> int:
 
 
 @click.command()
-@click.option("--items", type=click.IntRange(min=10), default=2000, show_default=True)
-@click.option("--lanes", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--items",
+    type=click.IntRange(min=10),
+    default=2000,
+    show_default=True,
+    help="Queries in the batch.",
+)
+@click.option(
+    "--lanes",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="The emulated account's Parallel Lanes.",
+)
 @click.option(
     "--latency",
     type=click.FloatRange(min=0.0001),
@@ -261,13 +273,19 @@ def _check(console: Console, plan: _Plan, emulator: Emulator, out: Path) -> int:
     show_default=True,
     help="Median seconds per answer (log-normal).",
 )
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed for latency and faults.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the results here (default: a new temporary directory).",
 )
-@click.option("--progress", type=click.Choice(PROGRESS_CHOICES), default="auto", show_default=True)
+@click.option(
+    "--progress",
+    type=click.Choice(PROGRESS_CHOICES),
+    default="auto",
+    show_default=True,
+    help="As for batch: live on a terminal, plain lines otherwise.",
+)
 def demo(
     *,
     items: int,

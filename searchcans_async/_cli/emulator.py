@@ -65,12 +65,36 @@ def serve_emulator(**options: Any) -> int:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option("--credits", type=click.IntRange(min=0), default=10_000, show_default=True)
-@click.option("--permanent-credits", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--lanes", type=click.IntRange(min=0), default=3, show_default=True)
-@click.option("--keys", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port; 0 picks a free one.",
+)
+@click.option(
+    "--credits", type=click.IntRange(min=0), default=10_000, show_default=True, help="Paid credits."
+)
+@click.option(
+    "--permanent-credits",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Bonus credits, spent first.",
+)
+@click.option(
+    "--lanes",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Parallel Lanes (concurrent).",
+)
+@click.option(
+    "--keys", type=click.IntRange(min=1), default=1, show_default=True, help="How many API keys."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for keys, latency and faults."
+)
 @click.option(
     "--latency",
     type=click.FloatRange(min=0),
