@@ -500,3 +500,32 @@ def test_the_emulator_command_refuses_an_unknown_fault() -> None:
     result = invoke(["emulator", "--fault", "gremlins=0.5"])
     assert result.exit_code == ExitCode.USAGE
     assert "gremlins" in one_error_line(result)
+
+
+def test_the_emulator_command_stops_on_sigint() -> None:
+    """In-process: the command serves on the port asked for and exits 0 on SIGINT."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    port = free_port()
+
+    def interrupt_when_listening() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                time.sleep(0.01)
+                continue
+            # Listening means serve_until runs, so the loop's SIGINT handler is installed.
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+
+    thread = threading.Thread(target=interrupt_when_listening, daemon=True)
+    thread.start()
+    result = invoke(["emulator", "--port", str(port), "--latency", "0"])
+    thread.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert f"http://127.0.0.1:{port}" in result.stdout
+    assert result.stdout.rstrip().endswith("emulator stopped")

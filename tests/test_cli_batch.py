@@ -552,3 +552,63 @@ def test_the_demo_stops_at_the_budget_resumes_and_proves_it(tmp_path: Path) -> N
     again = invoke(["demo", "--items", "20", "--out", str(out)])
     assert again.exit_code == ExitCode.USAGE
     assert "already exists" in one_error_line(again)
+
+
+def test_the_demo_plan_has_distinct_queries_and_a_budget_that_runs_out() -> None:
+    """Past 400 items the queries stay distinct; the credits cover about 60 % of the cost."""
+    from searchcans_async._cli.demo import DemoOptions, _plan  # noqa: PLC0415
+
+    plan = _plan(DemoOptions(items=450))
+    assert len(set(plan.queries)) == len(plan.lines) == 450
+    assert plan.floor < plan.credits < plan.floor + 450
+    assert plan.credits - plan.floor + plan.top_up >= 450
+
+
+def test_the_demo_check_fails_loudly_on_a_double_charge(tmp_path: Path) -> None:
+    """The final check reports an item charged twice, or an output line missing."""
+    from searchcans_async._cli.demo import DemoOptions, _check, _plan  # noqa: PLC0415
+
+    plan = _plan(DemoOptions(items=10))
+    out = write_lines(tmp_path / "out.jsonl", [{"line": 1, "subject": "x", "ok": True}])
+    buffer = io.StringIO()
+    code = _check(Console(file=buffer), plan, Emulator(), out)
+    assert code is ExitCode.ERROR
+    assert "check FAILED" in buffer.getvalue()
+
+
+async def test_a_failing_stdin_stops_the_batch_with_its_error(tmp_path: Path) -> None:
+    """A read error on stdin ends the batch (reason error) and is reported, not raised."""
+
+    class BrokenStdin(io.BytesIO):
+        def readline(self, size: int | None = -1) -> bytes:
+            raise OSError("stdin went away")
+
+    out = tmp_path / "out.jsonl"
+    async with Emulator(latency=0) as emu:
+        async with SearchCans(emu.api_key, base_url=emu.base_url) as client:
+            run = await run_batch(
+                client, BatchSpec(out=out, progress="off"), console=Console(file=io.StringIO()),
+                events=EventCounter(), interrupts=Interrupts(print), scrub=Scrub(emu.api_key),
+                stdin=BrokenStdin(), stdout=io.StringIO(),
+            )  # fmt: skip
+    assert run.report.stop_reason is StopReason.ERROR
+    assert "stdin went away" in str(run.report.error)
+    assert run.exit_code is ExitCode.ERROR
+
+
+def test_a_verbose_batch_with_faults_never_shows_the_key(
+    serve: Callable[..., ServedEmulator], canary_key: str, tmp_path: Path
+) -> None:
+    """-vv, retries, a possibly charged failure: the canary is in no output and no file."""
+    faults = Faults(
+        script={1: Fault.lane_busy(), 2: Fault.server_error(503), 3: Fault.reset_after_charge()}
+    )
+    emu = serve([AccountSpec(keys=[KeySpec(canary_key)])], faults=faults)
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b", "c", "d"])
+    out = tmp_path / "out.jsonl"
+    result = invoke(["-vv", "batch", str(source), "--out", str(out)], env=emu.env())
+    assert result.exit_code == ExitCode.FAILED_ITEMS
+    doubtful = [record for record in records(out) if not record["ok"]]
+    assert [record["error"]["charged"] for record in doubtful] == [None]
+    assert "retrying" in result.stderr
+    assert canary_key not in result.output + result.stderr + out.read_text()

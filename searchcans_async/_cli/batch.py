@@ -118,6 +118,7 @@ def batch(
         defaults=defaults,
         progress="plain" if settings.verbose and progress == "auto" else progress,
         progress_interval=progress_every,
+        title=kind,
     )
     return run_batch_command(settings, spec)
 
