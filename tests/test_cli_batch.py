@@ -229,6 +229,12 @@ def test_an_existing_output_is_never_overwritten(
     assert "is the input file" in one_error_line(same)
     folder = invoke(["batch", str(source), "--out", str(tmp_path)], env=emu.env())
     assert folder.exit_code == ExitCode.USAGE
+    nowhere = invoke(
+        ["batch", str(source), "--out", str(tmp_path / "no" / "o.jsonl")], env=emu.env()
+    )
+    assert nowhere.exit_code == ExitCode.USAGE
+    assert "cannot write" in one_error_line(nowhere)
+    assert emu.call(emu.emulator.stats).requests == 0
 
 
 def test_a_rejected_key_stops_before_anything_runs(

@@ -243,7 +243,7 @@ def _output(spec: BatchSpec, resume: ResumeState | None, stdout: IO[str]) -> Ite
     try:
         stream = spec.out.open("a", encoding="utf-8", newline="\n")
     except OSError as error:
-        raise CliError(f"cannot write {spec.out}: {error.strerror}", ExitCode.ERROR) from None
+        raise CliError(f"cannot write {spec.out}: {error.strerror}") from None
     with stream:
         if resume is not None and resume.missing_newline:
             stream.write("\n")
