@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 import warnings
@@ -39,6 +40,7 @@ __all__ = ["SearchCans"]
 logger = logging.getLogger("searchcans_async")
 
 ACCOUNT_PATH: Final = "/api/user/key"
+BASE_URL_ENV_VAR: Final = "SEARCHCANS_BASE_URL"
 _TIMEOUT_MARGIN: Final = 5.0  # seconds the client waits beyond the server's own deadline
 
 
@@ -48,7 +50,8 @@ class SearchCans:
     Args:
         api_key: The API key; default: the ``SEARCHCANS_API_KEY`` environment variable.
             It is only ever sent in the Authorization header and never shown.
-        base_url: The service's address (``https://www.searchcans.com``); point it at an
+        base_url: The service's address; default: the ``SEARCHCANS_BASE_URL`` environment
+            variable, else ``https://www.searchcans.com``. Point it at an
             :class:`~searchcans_async.testing.Emulator` in tests. Plain ``http://`` is
             refused unless the host is loopback or ``allow_insecure_http=True``.
         session: An ``aiohttp.ClientSession`` to borrow (never closed by the client).
@@ -80,7 +83,7 @@ class SearchCans:
         self,
         api_key: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         session: Session | None = None,
         timeout: float = 35.0,
         retry: RetryPolicy | None = None,
@@ -95,7 +98,7 @@ class SearchCans:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         self._transport = Transport(
             secret=Secret.resolve(api_key),
-            base_url=base_url,
+            base_url=base_url or os.environ.get(BASE_URL_ENV_VAR) or DEFAULT_BASE_URL,
             session=session,
             max_body_bytes=max_body_bytes,
             allow_insecure_http=allow_insecure_http,

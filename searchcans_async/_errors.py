@@ -234,7 +234,7 @@ class CreditsExhausted(SearchCansError):  # noqa: N818  # the name DESIGN.md pro
 
     def __init__(self, message: str | None = None, *, needed: int, available: int) -> None:
         text = message or (
-            f"the credit budget cannot cover this: needs {needed} credits, {available} left"
+            f"the credit budget cannot cover this: needs {_credits(needed)}, {available} left"
         )
         super().__init__(text, retryable=False, charged=False)
         self.needed = needed
@@ -247,6 +247,10 @@ class LeaseExpiredError(SearchCansError):
     Happens when a process sharing an account's lanes (Redis backend) was paused or
     stalled past its lease: its lane may already belong to another process. Not charged.
     """
+
+
+def _credits(count: int) -> str:
+    return f"{count} credit" if count == 1 else f"{count} credits"
 
 
 class NoLanesError(SearchCansError):

@@ -82,6 +82,22 @@ async def test_the_argument_wins_over_the_environment(
         assert (await client.account()).concurrent == 3
 
 
+async def test_the_base_url_can_come_from_the_environment(
+    emulator: Emulator, clock: VirtualClock, canary_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without base_url, SEARCHCANS_BASE_URL is used; an explicit base_url wins over it."""
+    monkeypatch.setenv("SEARCHCANS_BASE_URL", emulator.base_url)
+    async with SearchCans(canary_key, clock=clock) as client:
+        assert client.base_url == emulator.base_url
+        assert (await client.account()).remain == 1_000
+    monkeypatch.setenv("SEARCHCANS_BASE_URL", "http://127.0.0.1:9")
+    async with SearchCans(canary_key, base_url=emulator.base_url, clock=clock) as client:
+        assert client.base_url == emulator.base_url
+    monkeypatch.delenv("SEARCHCANS_BASE_URL")
+    async with SearchCans(canary_key, clock=clock) as client:
+        assert client.base_url == "https://www.searchcans.com"
+
+
 @pytest.mark.parametrize("value", [None, ""])
 def test_a_missing_key_fails_at_construction(
     monkeypatch: pytest.MonkeyPatch, value: str | None
