@@ -362,17 +362,23 @@ class Batch(Generic[T, R]):
         tg = self._tg
         while tg is not None and self._running and self._workers < lanes:
             self._workers += 1
-            task = tg.create_task(self._worker())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            tg.create_task(self._worker())
 
     async def _worker(self) -> None:
+        # Cancellable by stop(cancel=True) only once running: a task cancelled before its
+        # first step never runs this coroutine, so its `finally` would never count it out
+        # (and the batch would wait for it forever). One not started yet finds the batch
+        # stopped when it starts, and ends at once.
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         try:
             await self._work()
         except Exception as error:  # a bug here must end this batch, not the caller's task
             logger.exception("batch worker failed")
             self._stop(StopReason.ERROR, error)
         finally:
+            self._tasks.discard(task)
             self._workers -= 1
             if not self._workers:
                 self._all_done()
