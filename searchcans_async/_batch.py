@@ -403,46 +403,50 @@ class Batch(Generic[T, R]):
                 lanes.release()  # type: ignore[unreachable]  # the await may have stopped us
                 return
             # Take the next item and its credits, in input order.
-            if iterator is None or self._pull_lock.locked():
-                async with self._pull_lock:
-                    item = await self._next_item()
-                    index = self._read - 1
-                    maybe_cost = self._cost_of(index, item)
-                    lane.permit = None
-                    if maybe_cost is None or not (
-                        reserve_now(maybe_cost)
-                        or await self._reserve_slow(index, item, maybe_cost, lane)
-                    ):
-                        lanes.release()
-                        continue
-                    cost = maybe_cost
-            else:
-                try:
-                    item = next(iterator, _END)
-                except Exception as error:  # noqa: BLE001  # the input's failure stops the batch
-                    self._input_failed(error)
-                    item = _END
-                if item is _END:
-                    self._exhausted = self._stop_reason is None
-                    self._running = False
-                    lanes.release()
-                    return
-                index = self._read
-                self._read = index + 1
-                if cost_fn is None:
-                    cost = fixed_cost
-                else:
-                    maybe_cost = self._cost_of(index, item)
-                    if maybe_cost is None:
-                        lanes.release()
-                        continue
-                    cost = maybe_cost
-                lane.permit = None
-                if not reserve_now(cost):
+            try:
+                if iterator is None or self._pull_lock.locked():
                     async with self._pull_lock:
-                        if not await self._reserve_slow(index, item, cost, lane):
+                        item = await self._next_item()
+                        index = self._read - 1
+                        maybe_cost = self._cost_of(index, item)
+                        lane.permit = None
+                        if maybe_cost is None or not (
+                            reserve_now(maybe_cost)
+                            or await self._reserve_slow(index, item, maybe_cost, lane)
+                        ):
                             lanes.release()
                             continue
+                        cost = maybe_cost
+                else:
+                    try:
+                        item = next(iterator, _END)
+                    except Exception as error:  # noqa: BLE001  # the input's failure stops the batch
+                        self._input_failed(error)
+                        item = _END
+                    if item is _END:
+                        self._exhausted = self._stop_reason is None
+                        self._running = False
+                        lanes.release()
+                        return
+                    index = self._read
+                    self._read = index + 1
+                    if cost_fn is None:
+                        cost = fixed_cost
+                    else:
+                        maybe_cost = self._cost_of(index, item)
+                        if maybe_cost is None:
+                            lanes.release()
+                            continue
+                        cost = maybe_cost
+                    lane.permit = None
+                    if not reserve_now(cost):
+                        async with self._pull_lock:
+                            if not await self._reserve_slow(index, item, cost, lane):
+                                lanes.release()
+                                continue
+            except BaseException:  # cancelled (or failed) while waiting for input or credits
+                lanes.release()
+                raise
             # Run it.
             lane.reserved = cost
             lane.calls = lane.covered = lane.committed = lane.possibly_charged = 0

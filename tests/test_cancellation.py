@@ -28,3 +28,30 @@ async def test_stop_with_cancel_before_any_worker_ran_ends_the_batch() -> None:
     assert report.stop_reason is StopReason.CANCELLED
     assert set(buckets(report)) == set(range(report.items_read))
     assert (stats.in_flight, stats.reserved) == (0, 0)
+
+
+async def test_cancelling_a_worker_that_waits_for_credits_gives_its_lane_back() -> None:
+    """stop(cancel=True) while a worker waits for credits: its lane is released too."""
+    fake = FakeAccount(remain=1_000, concurrent=2)
+    gate = asyncio.Event()
+
+    async def blocked(item: int) -> int:
+        await gate.wait()
+        return item
+
+    async with LanePool(
+        fake, budget=3, recheck_every=None, recheck_interval=None, clock=VirtualClock()
+    ) as pool:
+        async with pool.map(blocked, range(4), cost=2) as batch:
+            # Item 0 holds 2 of the 3 credits; item 1 holds the other lane, waiting for them.
+            for _ in range(10):
+                await asyncio.sleep(0)
+            assert pool.statistics().in_flight == 2
+            batch.stop(cancel=True)
+            outcomes = [outcome async for outcome in batch]
+        stats = pool.statistics()
+    report = batch.report
+    assert outcomes == []
+    assert [index for index, _ in report.not_started] == [1]
+    assert [outcome.index for outcome in report.failed] == [0]
+    assert (stats.in_flight, stats.reserved, stats.waiting) == (0, 0, 0)
