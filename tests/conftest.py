@@ -72,3 +72,14 @@ def assert_key_free(canary_key: str) -> Callable[[BaseException], None]:
         assert canary_key not in "".join(traceback.format_exception(error))
 
     return check
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--chaos-seeds N``: run the seeded chaos runs of test_chaos.py for seeds 0..N-1."""
+    parser.addoption(
+        "--chaos-seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="chaos runs to make in tests/test_chaos.py (default: its fixed list of 1000)",
+    )
