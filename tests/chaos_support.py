@@ -22,6 +22,7 @@ import itertools
 import random
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,7 @@ from searchcans_async.events import CallFinished, Stopped
 from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 
     from searchcans_async import BatchReport, LanePool, Outcome, PoolStatistics
     from searchcans_async.testing import EmulatorStats, RequestRecord
@@ -146,6 +147,7 @@ class Scenario:
     recheck_interval: float | None
     settle_grace: float | None
     mode: str  # run_batch, map, map_break
+    source: str  # how the items come: list, generator, async (an async generator)
     break_after: int
     fail_fast: bool
     latency: float
@@ -188,7 +190,8 @@ class Scenario:
             f"(cost {self.total_cost}, declared {self.declared}) attempts={self.attempts} "
             f"opt_in={self.opt_in} deadline={self.deadline} recheck_every={self.recheck_every} "
             f"interval={self.recheck_interval} grace={self.settle_grace} mode={self.mode}"
-            f"/{self.break_after} fail_fast={self.fail_fast} latency={self.latency} "
+            f"/{self.break_after} source={self.source} fail_fast={self.fail_fast} "
+            f"latency={self.latency} "
             f"changes={list(self.changes)} endpoints={self.fault_endpoints} faults={faults}"
         )
 
@@ -311,6 +314,7 @@ def make_scenario(seed: int) -> Scenario:
         settle_grace=None if slow else rng.choice([0.0, None]),
         mode=mode,
         break_after=rng.randint(0, len(items)),
+        source=rng.choices(["list", "generator", "async"], weights=[50, 25, 25])[0],
         fail_fast=rng.random() < 0.1,
         latency=0.0 if slow or rng.random() < 0.8 else 0.001,
     )
@@ -336,6 +340,7 @@ class RunResult:
     applied: list[Change] = field(default_factory=list)
     leftover_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    loop_errors: list[str] = field(default_factory=list)
 
 
 _subject: ContextVar[str | None] = ContextVar("chaos_subject", default=None)
@@ -361,10 +366,17 @@ def _apply(change: Change, emu: Emulator, result: RunResult, pool: LanePool, bat
 async def run_scenario(sc: Scenario) -> RunResult:
     """Run ``sc`` against a fresh emulator; everything is closed when this returns."""
     result = RunResult(sc, lanes_seen={sc.lanes})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        await _run(sc, result)
-        result.leftover_tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    # "Task exception was never retrieved" and the like reach the loop's handler, not warnings.
+    loop.set_exception_handler(lambda _loop, context: result.loop_errors.append(context["message"]))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await _run(sc, result)
+            result.leftover_tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    finally:
+        loop.set_exception_handler(previous)
     result.warnings = [f"{w.category.__name__}: {w.message}" for w in caught]
     return result
 
@@ -420,28 +432,59 @@ async def _run(sc: Scenario, result: RunResult) -> None:
                 return await client.read(item.subject, proxy=item.size)  # type: ignore[arg-type]
 
             cost: Callable[[Item], int] = sc.declared_cost
-            if sc.mode == "run_batch":
-                result.report = await pool.run_batch(
-                    work,
-                    sc.items,
-                    cost=cost,
-                    on_outcome=result.delivered.append,
-                    fail_fast=sc.fail_fast,
-                )
-            else:
-                batch = pool.map(work, sc.items, cost=cost, fail_fast=sc.fail_fast)
-                holder.append(batch)
-                async with batch:
-                    async for outcome in batch:
-                        result.delivered.append(outcome)
-                        if sc.mode == "map_break" and len(result.delivered) >= sc.break_after:
-                            break
-                result.report = batch.report
+            source = _source(sc)
+            try:
+                await _consume(sc, result, pool, work, source, cost, holder)
+            finally:
+                if isinstance(source, AsyncGenerator):
+                    await source.aclose()  # ours to close when the batch stopped early
             result.pool_after = pool.statistics()
             result.pool_stop = pool.stop_reason
     result.stats = emu.stats()
     result.log = emu.log
     result.charges = emu.charges_by_subject()
+
+
+def _source(sc: Scenario) -> Iterable[Item] | AsyncIterable[Item]:
+    if sc.source == "list":
+        return sc.items
+    if sc.source == "generator":
+        return (item for item in sc.items)
+
+    async def items() -> AsyncIterator[Item]:
+        for item in sc.items:
+            await asyncio.sleep(0)
+            yield item
+
+    return items()
+
+
+async def _consume(
+    sc: Scenario,
+    result: RunResult,
+    pool: LanePool,
+    work: Callable[[Item], Awaitable[Any]],
+    source: Iterable[Item] | AsyncIterable[Item],
+    cost: Callable[[Item], int],
+    holder: list[Any],
+) -> None:
+    if sc.mode == "run_batch":
+        result.report = await pool.run_batch(
+            work,
+            source,
+            cost=cost,
+            on_outcome=result.delivered.append,
+            fail_fast=sc.fail_fast,
+        )
+    else:
+        batch = pool.map(work, source, cost=cost, fail_fast=sc.fail_fast)
+        holder.append(batch)
+        async with batch:
+            async for outcome in batch:
+                result.delivered.append(outcome)
+                if sc.mode == "map_break" and len(result.delivered) >= sc.break_after:
+                    break
+        result.report = batch.report
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -488,6 +531,7 @@ def _check(result: RunResult) -> None:
 def _check_hygiene(result: RunResult) -> None:
     assert not result.leftover_tasks, f"tasks left running: {result.leftover_tasks}"
     assert not result.warnings, f"warnings: {result.warnings}"
+    assert not result.loop_errors, f"errors reported to the event loop: {result.loop_errors}"
 
 
 def _check_buckets(sc: Scenario, report: BatchReport[Item], result: RunResult) -> None:
@@ -499,6 +543,7 @@ def _check_buckets(sc: Scenario, report: BatchReport[Item], result: RunResult) -
         raise AssertionError(message) from error
     assert set(seen) == set(range(report.items_read)), "an item read is in no bucket"
     assert report.items_read <= n, f"read {report.items_read} of {n} items"
+    assert report.total == (n if sc.source == "list" else None), f"total: {report!r}"
     assert report.succeeded + len(report.failed) + len(report.not_started) == report.items_read, (
         f"buckets do not add up to the {report.items_read} items read: {report!r}"
     )

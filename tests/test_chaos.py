@@ -63,6 +63,7 @@ def test_the_fixed_seeds_draw_from_the_whole_fault_matrix() -> None:
     opted_in = sum(sc.opt_in for sc in scenarios)
     assert 200 <= opted_in <= 400
     assert {sc.mode for sc in scenarios} == {"run_batch", "map", "map_break"}
+    assert {sc.source for sc in scenarios} == {"list", "generator", "async"}
     assert {sc.declared for sc in scenarios} == {"honest", "understated", "overstated"}
     assert sum("account" in sc.fault_endpoints for sc in scenarios) >= 150
 
@@ -100,6 +101,7 @@ def _scripted(*, opt_in: bool) -> Scenario:
         recheck_interval=None,
         settle_grace=None,
         mode="run_batch",
+        source="list",
         fail_fast=False,
         latency=0.0,
     )
