@@ -146,7 +146,7 @@ class Scenario:
     recheck_every: int | None
     recheck_interval: float | None
     settle_grace: float | None
-    mode: str  # run_batch, map, map_break
+    mode: str  # run_batch, map, map_break, twin (two run_batch at once in one pool)
     source: str  # how the items come: list, generator, async (an async generator)
     break_after: int
     fail_fast: bool
@@ -159,6 +159,12 @@ class Scenario:
     @property
     def max_cost(self) -> int:
         return max(item.cost for item in self.items)
+
+    def inputs(self) -> tuple[tuple[Item, ...], ...]:
+        """The items of each batch: one batch, or two sharing the pool (even and odd items)."""
+        if self.mode == "twin":
+            return (self.items[0::2], self.items[1::2])
+        return (self.items,)
 
     def change_kinds(self) -> set[str]:
         return {change.kind for change in self.changes}
@@ -289,7 +295,7 @@ def make_scenario(seed: int) -> Scenario:
     script = _draw_script(rng, len(items), slow=slow)
     if with_account_faults:
         script.pop(1, None)  # the pool's opening read must succeed for there to be a batch
-    mode = rng.choices(["run_batch", "map", "map_break"], weights=[45, 40, 15])[0]
+    mode = rng.choices(["run_batch", "map", "map_break", "twin"], weights=[40, 35, 15, 10])[0]
     return Scenario(
         seed=seed,
         lanes=lanes,
@@ -321,12 +327,20 @@ def make_scenario(seed: int) -> Scenario:
 
 
 @dataclass
+class BatchRun:
+    """One batch of a run: its input, its report and the outcomes handed to the consumer."""
+
+    items: tuple[Item, ...]
+    report: BatchReport[Item] | None = None
+    delivered: list[Outcome[Item, Any]] = field(default_factory=list)
+
+
+@dataclass
 class RunResult:
     """What the client, the pool and the emulator saw in one run."""
 
     scenario: Scenario
-    report: BatchReport[Item] | None = None
-    delivered: list[Outcome[Item, Any]] = field(default_factory=list)
+    batches: list[BatchRun] = field(default_factory=list)
     budget_at_open: int = 0
     pool_after: PoolStatistics | None = None
     pool_stop: StopReason | None = None
@@ -341,6 +355,11 @@ class RunResult:
     leftover_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
     loop_errors: list[str] = field(default_factory=list)
+
+    @property
+    def report(self) -> BatchReport[Item] | None:
+        """The report of a run with a single batch."""
+        return self.batches[0].report if len(self.batches) == 1 else None
 
 
 _subject: ContextVar[str | None] = ContextVar("chaos_subject", default=None)
@@ -366,6 +385,7 @@ def _apply(change: Change, emu: Emulator, result: RunResult, pool: LanePool, bat
 async def run_scenario(sc: Scenario) -> RunResult:
     """Run ``sc`` against a fresh emulator; everything is closed when this returns."""
     result = RunResult(sc, lanes_seen={sc.lanes})
+    result.batches = [BatchRun(items) for items in sc.inputs()]
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
     # "Task exception was never retrieved" and the like reach the loop's handler, not warnings.
@@ -431,13 +451,9 @@ async def _run(sc: Scenario, result: RunResult) -> None:
                     return await client.search(item.subject, pages=item.size)
                 return await client.read(item.subject, proxy=item.size)  # type: ignore[arg-type]
 
-            cost: Callable[[Item], int] = sc.declared_cost
-            source = _source(sc)
-            try:
-                await _consume(sc, result, pool, work, source, cost, holder)
-            finally:
-                if isinstance(source, AsyncGenerator):
-                    await source.aclose()  # ours to close when the batch stopped early
+            async with asyncio.TaskGroup() as batches:
+                for run in result.batches:
+                    batches.create_task(_consume(sc, run, pool, work, holder))
             result.pool_after = pool.statistics()
             result.pool_stop = pool.stop_reason
     result.stats = emu.stats()
@@ -445,46 +461,49 @@ async def _run(sc: Scenario, result: RunResult) -> None:
     result.charges = emu.charges_by_subject()
 
 
-def _source(sc: Scenario) -> Iterable[Item] | AsyncIterable[Item]:
+def _source(sc: Scenario, items: tuple[Item, ...]) -> Iterable[Item] | AsyncIterable[Item]:
     if sc.source == "list":
-        return sc.items
+        return items
     if sc.source == "generator":
-        return (item for item in sc.items)
+        return (item for item in items)
 
-    async def items() -> AsyncIterator[Item]:
-        for item in sc.items:
+    async def generate() -> AsyncIterator[Item]:
+        for item in items:
             await asyncio.sleep(0)
             yield item
 
-    return items()
+    return generate()
 
 
 async def _consume(
     sc: Scenario,
-    result: RunResult,
+    run: BatchRun,
     pool: LanePool,
     work: Callable[[Item], Awaitable[Any]],
-    source: Iterable[Item] | AsyncIterable[Item],
-    cost: Callable[[Item], int],
     holder: list[Any],
 ) -> None:
-    if sc.mode == "run_batch":
-        result.report = await pool.run_batch(
-            work,
-            source,
-            cost=cost,
-            on_outcome=result.delivered.append,
-            fail_fast=sc.fail_fast,
-        )
-    else:
-        batch = pool.map(work, source, cost=cost, fail_fast=sc.fail_fast)
+    source = _source(sc, run.items)
+    try:
+        if sc.mode in ("run_batch", "twin"):
+            run.report = await pool.run_batch(
+                work,
+                source,
+                cost=sc.declared_cost,
+                on_outcome=run.delivered.append,
+                fail_fast=sc.fail_fast,
+            )
+            return
+        batch = pool.map(work, source, cost=sc.declared_cost, fail_fast=sc.fail_fast)
         holder.append(batch)
         async with batch:
             async for outcome in batch:
-                result.delivered.append(outcome)
-                if sc.mode == "map_break" and len(result.delivered) >= sc.break_after:
+                run.delivered.append(outcome)
+                if sc.mode == "map_break" and len(run.delivered) >= sc.break_after:
                     break
-        result.report = batch.report
+        run.report = batch.report
+    finally:
+        if isinstance(source, AsyncGenerator):
+            await source.aclose()  # ours to close when the batch stopped early
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -505,27 +524,38 @@ def check_run(result: RunResult) -> None:
         raise AssertionError(f"{error}\n  scenario: {result.scenario.describe()}") from error
 
 
+def _reports(result: RunResult) -> list[BatchReport[Item]]:
+    reports = [run.report for run in result.batches]
+    assert all(report is not None for report in reports), "a batch left no report"
+    return [report for report in reports if report is not None]
+
+
 def _check(result: RunResult) -> None:
-    sc, report, stats = result.scenario, result.report, result.stats
-    assert report is not None
+    sc, stats = result.scenario, result.stats
+    reports = _reports(result)
     assert stats is not None
     _check_hygiene(result)
-    _check_buckets(sc, report, result)
+    for run in result.batches:
+        _check_buckets(sc, run)
     records = _records_by_subject(result)
     unrecorded = sum(
-        _check_item(sc, item, records.get(item.subject, []), result) for item in sc.items
+        _check_item(sc, run, position, records.get(item.subject, []), result)
+        for run in result.batches
+        for position, item in enumerate(run.items)
     )
     # The attempts without a record of their own are exactly the connections dropped on
     # arrival (whose body, hence subject, the server never read).
     anonymous = [r for r in result.log if r.endpoint in BILLABLE and r.subject is None]
     assert all(r.fault == "reset_before" for r in anonymous), anonymous
-    cancelled = sum(1 for o in report.failed if isinstance(o.error, asyncio.CancelledError))
+    cancelled = sum(
+        isinstance(o.error, asyncio.CancelledError) for report in reports for o in report.failed
+    )
     assert unrecorded <= len(anonymous) <= unrecorded + cancelled, (
         f"{unrecorded} attempts without a record, {len(anonymous)} anonymous records"
     )
-    _check_credits(sc, report, stats, result)
+    _check_credits(sc, reports, stats, result)
     _check_lanes(sc, stats, result)
-    _check_stop(sc, report, stats, result)
+    _check_stop(sc, reports, result)
 
 
 def _check_hygiene(result: RunResult) -> None:
@@ -534,8 +564,10 @@ def _check_hygiene(result: RunResult) -> None:
     assert not result.loop_errors, f"errors reported to the event loop: {result.loop_errors}"
 
 
-def _check_buckets(sc: Scenario, report: BatchReport[Item], result: RunResult) -> None:
-    n = len(sc.items)
+def _check_buckets(sc: Scenario, run: BatchRun) -> None:
+    report, items = run.report, run.items
+    assert report is not None
+    n = len(items)
     try:
         seen = buckets(report)
     except AssertionError as error:
@@ -552,17 +584,17 @@ def _check_buckets(sc: Scenario, report: BatchReport[Item], result: RunResult) -
     else:
         assert report.unread_from == report.items_read, f"unread_from: {report!r}"
     for outcome in report.failed:
-        assert outcome.item == sc.items[outcome.index], f"failed with the wrong item: {outcome}"
+        assert outcome.item == items[outcome.index], f"failed with the wrong item: {outcome}"
     for index, item in report.not_started:
-        assert item == sc.items[index], f"not started with the wrong item: {index} {item}"
+        assert item == items[index], f"not started with the wrong item: {index} {item}"
     # Every outcome handed over once: to the consumer, or kept as unconsumed.
-    handed = [o.index for o in result.delivered] + [o.index for o in report.unconsumed]
+    handed = [o.index for o in run.delivered] + [o.index for o in report.unconsumed]
     assert len(handed) == len(set(handed)), "an outcome was handed over twice"
     succeeded = {i for i, bucket in seen.items() if bucket == "succeeded"}
     failed = {o.index for o in report.failed if isinstance(o.error, Exception)}
     assert set(handed) == succeeded | failed, "outcomes handed over differ from the report"
-    for outcome in [*result.delivered, *report.unconsumed]:
-        assert outcome.item == sc.items[outcome.index], f"outcome of the wrong item: {outcome}"
+    for outcome in [*run.delivered, *report.unconsumed]:
+        assert outcome.item == items[outcome.index], f"outcome of the wrong item: {outcome}"
         if outcome.ok:
             assert isinstance(outcome.result, SearchResult | ReaderPage)
             subject = getattr(outcome.result, "query", None) or getattr(outcome.result, "url", None)
@@ -626,19 +658,21 @@ def _align(
     return None
 
 
-def _check_item(sc: Scenario, item: Item, records: list[RequestRecord], result: RunResult) -> int:
+def _check_item(
+    sc: Scenario, run: BatchRun, position: int, records: list[RequestRecord], result: RunResult
+) -> int:
     """Check one item against the server's records; return its unrecorded attempts."""
-    report = result.report
+    report, item = run.report, run.items[position]
     assert report is not None
     where = f"item {item.index} ({item.subject})"
     attempts = result.attempts.get(item.subject, [])
     failed = {o.index: o.error for o in report.failed}
-    started = item.index < report.items_read and item.index not in dict(report.not_started)
+    started = position < report.items_read and position not in dict(report.not_started)
     if not started:
         assert not records, f"{where} did not start, yet the server saw it: {records}"
         assert not attempts, f"{where} did not start, yet the client tried it"
         return 0
-    error = failed.get(item.index)
+    error = failed.get(position)
     cancelled = isinstance(error, asyncio.CancelledError)
     assert len(attempts) <= sc.attempts, f"{where}: {len(attempts)} attempts > {sc.attempts}"
     # Every attempt the client finished is one request the server saw, in order; a
@@ -708,7 +742,7 @@ def _check_item(sc: Scenario, item: Item, records: list[RequestRecord], result: 
 
 
 def _check_credits(
-    sc: Scenario, report: BatchReport[Item], stats: EmulatorStats, result: RunResult
+    sc: Scenario, reports: list[BatchReport[Item]], stats: EmulatorStats, result: RunResult
 ) -> None:
     kinds = result.scenario.change_kinds() & {c.kind for c in result.applied}
     drained = bool(kinds & {"drain", "drain_all"})
@@ -727,23 +761,26 @@ def _check_credits(
     committed = sum(
         attempt.credits for attempts in result.attempts.values() for attempt in attempts
     )
-    assert report.credits_committed == committed, (
-        f"committed {report.credits_committed}, the client's calls say {committed}"
+    reported = sum(report.credits_committed for report in reports)
+    possibly = sum(report.credits_possibly_charged for report in reports)
+    assert reported == committed, f"committed {reported}, the client's calls say {committed}"
+    assert reported <= charged, "committed more than the server charged"
+    assert charged <= reported + possibly, (
+        f"server charged {charged} > committed {reported} + possibly {possibly}"
     )
-    assert report.credits_committed <= charged, "committed more than the server charged"
-    assert charged <= report.credits_committed + report.credits_possibly_charged, (
-        f"server charged {charged} > committed {report.credits_committed} + possibly "
-        f"{report.credits_possibly_charged}"
-    )
-    if report.remain_before is not None:
-        assert report.remain_before == result.initial_remain, f"remain before: {report!r}"
-    if report.remain_after is not None:
-        if "stop_cancel" in kinds:  # a cancelled call may still be charged after the check
+    alone = len(reports) == 1
+    for report in reports:
+        if report.remain_before is not None:  # a twin may start after the other spent some
+            assert report.remain_before <= result.initial_remain, f"remain before: {report!r}"
+            if alone:
+                assert report.remain_before == result.initial_remain, f"before: {report!r}"
+        if report.remain_after is not None:
+            # A twin may end before the other; a cancelled call may be charged after the check.
             assert report.remain_after >= stats.remain, f"remain after: {report!r}"
-        else:
-            assert report.remain_after == stats.remain, (
-                f"remain after {report.remain_after}, server {stats.remain}"
-            )
+            if alone and "stop_cancel" not in kinds:
+                assert report.remain_after == stats.remain, (
+                    f"remain after {report.remain_after}, server {stats.remain}"
+                )
     pool = result.pool_after
     assert pool is not None
     assert (pool.in_flight, pool.reserved, pool.waiting) == (0, 0, 0), pool
@@ -766,14 +803,14 @@ def _check_lanes(sc: Scenario, stats: EmulatorStats, result: RunResult) -> None:
         assert stats.peak_offered <= sc.lanes, f"offered {stats.peak_offered} > {sc.lanes}"
 
 
-def _check_stop(
-    sc: Scenario, report: BatchReport[Item], stats: EmulatorStats, result: RunResult
-) -> None:
-    stopped = [event for event in result.events if isinstance(event, Stopped)]
-    assert [e.reason for e in stopped] == [report.stop_reason.value], f"Stopped events: {stopped}"
-    if report.stop_reason is StopReason.COMPLETED:
-        assert report.unread_from is None, f"completed, yet items unread: {report!r}"
-        assert not report.not_started, f"completed, yet items not started: {report!r}"
+def _check_stop(sc: Scenario, reports: list[BatchReport[Item]], result: RunResult) -> None:
+    stopped = sorted(event.reason for event in result.events if isinstance(event, Stopped))
+    reasons = sorted(report.stop_reason.value for report in reports)
+    assert stopped == reasons, f"Stopped events {stopped}, reports {reasons}"
+    for report in reports:
+        if report.stop_reason is StopReason.COMPLETED:
+            assert report.unread_from is None, f"completed, yet items unread: {report!r}"
+            assert not report.not_started, f"completed, yet items not started: {report!r}"
     # After an auth or billing refusal nothing new starts: at most one per busy lane.
     bound = _lane_bound(sc, result)
     for status in (401, 403, 402):
@@ -781,5 +818,5 @@ def _check_stop(
         assert refused <= bound, f"{refused} answers {status} > {bound} lanes"
         if refused:
             assert result.pool_stop is not None, f"a {status} did not stop the pool"
-    if stats.refusals.get(403) and result.pool_stop is not None:
+    if result.stats and result.stats.refusals.get(403) and result.pool_stop is not None:
         assert result.pool_stop in (StopReason.AUTH, StopReason.BILLING, StopReason.CANCELLED)

@@ -62,7 +62,7 @@ def test_the_fixed_seeds_draw_from_the_whole_fault_matrix() -> None:
     assert any(c.kind == "lanes" and c.amount == 0 for sc in scenarios for c in sc.changes)
     opted_in = sum(sc.opt_in for sc in scenarios)
     assert 200 <= opted_in <= 400
-    assert {sc.mode for sc in scenarios} == {"run_batch", "map", "map_break"}
+    assert {sc.mode for sc in scenarios} == {"run_batch", "map", "map_break", "twin"}
     assert {sc.source for sc in scenarios} == {"list", "generator", "async"}
     assert {sc.declared for sc in scenarios} == {"honest", "understated", "overstated"}
     assert sum("account" in sc.fault_endpoints for sc in scenarios) >= 150
