@@ -281,7 +281,7 @@ class RedisBackend:
                 self._abandon(permit_id)  # cancelled or failed while queued or granted
             raise
 
-    async def _answer(self, permit_id: str, reply: list[Any]) -> Permit | object | None:
+    async def _answer(self, permit_id: str, reply: list[bytes]) -> Permit | object | None:
         """What an acquire script's reply means; waits for a hand-off when queued."""
         wake = self._wake
         status = reply[0]
@@ -426,7 +426,7 @@ class RedisBackend:
         self._wake.forget(permit_id)
         self._leases.abandon(permit_id)
 
-    async def _call(self, name: str, args: tuple[Any, ...], operation: str) -> list[Any]:
+    async def _call(self, name: str, args: tuple[Any, ...], operation: str) -> list[bytes]:
         """Run a script; learn the clock offset and the ledger's state from its reply."""
         sent = time.monotonic()
         reply = await self._scripts.run(SCRIPTS[name], args, operation)
@@ -441,7 +441,7 @@ class RedisBackend:
         self._credits = ledger.credits(self._floor)
         return reply
 
-    async def _call_or_raise(self, name: str, args: tuple[Any, ...], operation: str) -> list[Any]:
+    async def _call_or_raise(self, name: str, args: tuple[Any, ...], operation: str) -> list[bytes]:
         try:
             return await self._call(name, args, operation)
         except OutcomeUnknown as unknown:

@@ -34,7 +34,7 @@ _CLOCK_DRIFT: Final = 1e-3
 _RENEW_CHUNK: Final = 500
 
 #: Runs one script: (name, arguments, what it is doing) -> reply.
-Caller = Callable[[str, tuple[Any, ...], str], Awaitable[list[Any]]]
+Caller = Callable[[str, tuple[Any, ...], str], Awaitable[list[bytes]]]
 
 
 class LedgerGoneError(RedisBackendError):
@@ -157,7 +157,7 @@ class Leases:
 
     # -- releases ----------------------------------------------------------------------------
 
-    async def release(self, permit_id: str, committed: int, possibly_charged: int) -> list[Any]:
+    async def release(self, permit_id: str, committed: int, possibly_charged: int) -> list[bytes]:
         """Send a release now; an unknown outcome leaves it owed (then re-raised).
 
         Raises:
@@ -233,7 +233,8 @@ class Leases:
             reply = await self._call(
                 "renew", (self.holder, self.lease_ms, self.ttl_ms, *chunk), "renewing leases"
             )
-            for permit_id, deadline_ms in zip(chunk, reply[1], strict=True):
+            deadlines = reply[1].split(b",") if chunk else []
+            for permit_id, deadline_ms in zip(chunk, deadlines, strict=True):
                 if permit_id not in self.held:
                     continue  # released while we renewed
                 if int(deadline_ms):

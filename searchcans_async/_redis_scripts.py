@@ -143,9 +143,9 @@ class LedgerState(NamedTuple):
     queued: int
 
     @classmethod
-    def from_reply(cls, reply: list[Any]) -> LedgerState:
+    def from_reply(cls, reply: list[bytes]) -> LedgerState:
         """Read the state part of a script's reply (after status, a, b, c)."""
-        return cls(*(int(value) for value in reply[4:16]))
+        return cls(*map(int, reply[4:16]))
 
     @property
     def possibly_charged(self) -> int:
@@ -244,8 +244,10 @@ class ScriptRunner:
         if failure is not None:
             raise failure
 
-    async def run(self, script: Script, args: tuple[Any, ...], operation: str) -> list[Any]:
+    async def run(self, script: Script, args: tuple[Any, ...], operation: str) -> list[bytes]:
         """Run ``script`` once; reload it and run it again only after ``NOSCRIPT``.
+
+        Returns the reply's fields (every script answers one ``|``-separated string).
 
         Raises:
             OutcomeUnknown: The call failed; the script may or may not have run.
@@ -255,7 +257,7 @@ class ScriptRunner:
         failure: OutcomeUnknown | None = None
         try:
             try:
-                reply: list[Any] = await execute(
+                reply: bytes = await execute(
                     self._client, "EVALSHA", script.sha, len(self._keys), *self._keys, *args
                 )
             except NoScriptError:  # not run: the server lost its script cache
@@ -272,4 +274,4 @@ class ScriptRunner:
             # asyncio.wait_for can swallow a cancellation. Honour it (the caller treats
             # it as an unknown outcome, which idempotent scripts make safe).
             raise asyncio.CancelledError
-        return reply
+        return reply.split(b"|")

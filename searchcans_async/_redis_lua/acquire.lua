@@ -12,7 +12,7 @@ local ticket_ms, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = clock()
 local L = load_ledger()
 if not L then
-  return {'NOLEDGER'}
+  return 'NOLEDGER'
 end
 housekeeping(L, now)
 local status, a, b = 'WAIT', 0, 0
@@ -29,7 +29,7 @@ else
   elseif redis.call('HEXISTS', K_TICKETS, id) == 1 then
     redis.call('ZADD', K_TEXP, int(now + ticket_ms), id)
     a = redis.call('ZRANK', K_QUEUE, id)
-  elseif L.lanes - redis.call('ZCARD', K_LEASES) > 0 and redis.call('ZCARD', K_QUEUE) == 0 then
+  elseif L.lanes - count(3) > 0 and count(4) == 0 then
     if fits(L, cost, floor) then
       status, a, b = 'GRANTED', grant(L, id, holder, cost, now, lease), cost
     else
@@ -37,12 +37,8 @@ else
       L.cwait = now + CREDIT_WAIT_MS
     end
   else
-    L.tseq = L.tseq + 1
-    redis.call('ZADD', K_QUEUE, int(L.tseq), id)
-    redis.call('HSET', K_TICKETS, id,
-      holder .. '|' .. int(cost) .. '|' .. int(floor) .. '|' .. int(lease))
-    redis.call('ZADD', K_TEXP, int(now + ticket_ms), id)
-    a = redis.call('ZCARD', K_QUEUE) - 1
+    add_ticket(L, id, holder, cost, floor, lease, now + ticket_ms)
+    a = count(4) - 1
   end
 end
 save_ledger(L)

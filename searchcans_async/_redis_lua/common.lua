@@ -41,6 +41,28 @@ local function clock()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+local ORIGINAL = {}  -- the ledger as loaded: only changed fields are written back
+local TOUCHED = {}  -- indexes in KEYS of the keys this call wrote
+
+local COUNTS = {}  -- ZCARD of leases (3) and queue (4), read once, then kept by our writes
+
+local function touch(i)
+  TOUCHED[i] = true
+end
+
+local function count(i)
+  if COUNTS[i] == nil then
+    COUNTS[i] = redis.call('ZCARD', KEYS[i])
+  end
+  return COUNTS[i]
+end
+
+local function counted(i, delta)
+  if COUNTS[i] ~= nil then
+    COUNTS[i] = COUNTS[i] + delta
+  end
+end
+
 local function load_ledger()
   local values = redis.call('HMGET', K_LEDGER, unpack(FIELDS))
   if not values[1] then
@@ -49,6 +71,7 @@ local function load_ledger()
   local L = {}
   for i, name in ipairs(FIELDS) do
     L[name] = tonumber(values[i]) or 0
+    ORIGINAL[name] = L[name]
   end
   return L
 end
@@ -56,15 +79,23 @@ end
 local function save_ledger(L)
   local args = {}
   for _, name in ipairs(FIELDS) do
-    args[#args + 1] = name
-    args[#args + 1] = int(L[name])
+    if L[name] ~= ORIGINAL[name] then
+      args[#args + 1] = name
+      args[#args + 1] = int(L[name])
+    end
   end
-  redis.call('HSET', K_LEDGER, unpack(args))
+  if #args > 0 then
+    redis.call('HSET', K_LEDGER, unpack(args))  -- an existing key keeps its expiry
+  end
 end
 
-local function keep(ttl)
+-- A key this call created (Redis deletes empty ones) gets the account's expiry at once;
+-- the heartbeat (renew) refreshes all of them, so a live account never expires.
+local function keep(ttl, all)
   for i = 1, 9 do
-    redis.call('PEXPIRE', KEYS[i], ttl)
+    if all or TOUCHED[i] then
+      redis.call('PEXPIRE', KEYS[i], ttl)
+    end
   end
 end
 
@@ -79,15 +110,43 @@ local function put_permit(id, holder, reserved, deadline, tokens)
   redis.call('ZADD', K_LEASES, int(deadline), id)
 end
 
+local function drop_permit(id)
+  redis.call('HDEL', K_PERMITS, id)
+  counted(3, -redis.call('ZREM', K_LEASES, id))
+end
+
 local function tombstone(id, reason, now)
   redis.call('HSET', K_DONE, id, reason)
   redis.call('ZADD', K_DONET, int(now), id)
+  touch(8)
+  touch(9)
 end
 
 local function add_doubt(L, at, credits)
   L.dseq = L.dseq + 1
   L.P = L.P + credits
   redis.call('ZADD', K_DOUBTS, int(at), int(L.dseq) .. ':' .. int(credits))
+  touch(7)
+end
+
+local function add_ticket(L, id, holder, cost, floor, lease, expires)
+  if count(4) == 0 then  -- queue, tickets and texp always hold the same ids
+    touch(4)
+    touch(5)
+    touch(6)
+  end
+  L.tseq = L.tseq + 1
+  redis.call('ZADD', K_QUEUE, int(L.tseq), id)
+  redis.call('HSET', K_TICKETS, id,
+    holder .. '|' .. int(cost) .. '|' .. int(floor) .. '|' .. int(lease))
+  redis.call('ZADD', K_TEXP, int(expires), id)
+  counted(4, 1)
+end
+
+local function drop_ticket(id)
+  counted(4, -redis.call('ZREM', K_QUEUE, id))
+  redis.call('ZREM', K_TEXP, id)
+  redis.call('HDEL', K_TICKETS, id)
 end
 
 -- A lease that ended takes its lane back. Its reservation is never refunded: nobody
@@ -96,11 +155,10 @@ end
 local function expire_leases(L, now)
   local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', int(now), 'LIMIT', 0, 256)
   for _, id in ipairs(ids) do
-    redis.call('ZREM', K_LEASES, id)
     local p = redis.call('HGET', K_PERMITS, id)
+    drop_permit(id)
     if p then
       local _, reserved, deadline = parse_permit(p)
-      redis.call('HDEL', K_PERMITS, id)
       L.R = L.R - reserved
       if reserved > 0 then
         add_doubt(L, deadline, reserved)
@@ -114,9 +172,7 @@ end
 local function drop_dead_tickets(now)
   local ids = redis.call('ZRANGEBYSCORE', K_TEXP, '-inf', int(now), 'LIMIT', 0, 256)
   for _, id in ipairs(ids) do
-    redis.call('ZREM', K_TEXP, id)
-    redis.call('ZREM', K_QUEUE, id)
-    redis.call('HDEL', K_TICKETS, id)
+    drop_ticket(id)
   end
 end
 
@@ -132,8 +188,13 @@ local function fits(L, cost, floor)
 end
 
 local function grant(L, id, holder, cost, now, lease)
+  if count(3) == 0 then  -- permits and leases always hold the same ids
+    touch(2)
+    touch(3)
+  end
   local deadline = now + lease
   put_permit(id, holder, cost, deadline, '')
+  counted(3, 1)
   L.R = L.R + cost
   return deadline
 end
@@ -145,7 +206,7 @@ end
 -- Free lanes go to the waiters at the head of the queue, in ticket order; a head whose
 -- credits do not fit is refused (it learns so and stops waiting) and the next one is tried.
 local function hand_off(L, now)
-  local free = L.lanes - redis.call('ZCARD', K_LEASES)
+  local free = L.lanes - count(3)
   local rounds = 0
   while free > 0 and rounds < 1000 do
     rounds = rounds + 1
@@ -154,10 +215,8 @@ local function hand_off(L, now)
     if not id then
       break
     end
-    redis.call('ZREM', K_QUEUE, id)
-    redis.call('ZREM', K_TEXP, id)
     local t = redis.call('HGET', K_TICKETS, id)
-    redis.call('HDEL', K_TICKETS, id)
+    drop_ticket(id)
     if t then
       local holder, cost, floor, lease = string.match(t, '^([^|]*)|(%d+)|(%d+)|(%d+)$')
       cost, floor, lease = tonumber(cost), tonumber(floor), tonumber(lease)
@@ -186,18 +245,13 @@ local function housekeeping(L, now)
   hand_off(L, now)
 end
 
-local function state(L, now)
-  return {
-    L.spendable, L.lanes, L.cap, L.R, L.C, L.P, L.S, L.cref, L.eref, now,
-    redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_QUEUE),
-  }
-end
-
--- Every reply: {status, a, b, c, state...} (a, b, c depend on the script).
+-- Every reply is one string, "status|a|b|c|" then the ledger's state (cheap to parse):
+-- spendable|lanes|cap|R|C|P|S|cref|eref|now|live leases|queued waiters. Every number here
+-- is a whole number below 1e14, which table.concat writes exactly (Lua's "%.14g").
 local function reply(status, a, b, c, L, now)
-  local out = {status, a, b, c}
-  for _, value in ipairs(state(L, now)) do
-    out[#out + 1] = value
-  end
-  return out
+  return table.concat({
+    status, a, b, c,
+    L.spendable, L.lanes, L.cap, L.R, L.C, L.P, L.S, L.cref, L.eref, now,
+    count(3), count(4),
+  }, '|')
 end

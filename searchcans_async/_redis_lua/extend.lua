@@ -6,7 +6,7 @@ local floor, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = clock()
 local L = load_ledger()
 if not L then
-  return {'NOLEDGER'}
+  return 'NOLEDGER'
 end
 expire_leases(L, now)
 local status, a = 'GONE', 0

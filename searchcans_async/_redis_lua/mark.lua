@@ -6,7 +6,7 @@ local ttl = tonumber(ARGV[1])
 local now = clock()
 local L = load_ledger()
 if not L then
-  return {'NOLEDGER'}
+  return 'NOLEDGER'
 end
 housekeeping(L, now)
 local due = redis.call('ZRANGEBYSCORE', K_DOUBTS, '-inf', int(now), 'LIMIT', 0, 10000)
@@ -17,4 +17,4 @@ end
 L.mseq = L.mseq + 1
 save_ledger(L)
 keep(ttl)
-return reply('MARKED', L.mseq, L.C, L.E, L, now)
+return reply('MARKED', int(L.mseq), int(L.C), int(L.E), L, now)

@@ -23,5 +23,5 @@ end
 L.lanes = lanes
 housekeeping(L, now)
 save_ledger(L)
-keep(ttl)
+keep(ttl, true)
 return reply('OPENED', created, 0, 0, L, now)

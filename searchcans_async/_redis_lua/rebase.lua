@@ -10,7 +10,7 @@ local ttl = tonumber(ARGV[7])
 local now = clock()
 local L = load_ledger()
 if not L then
-  return {'NOLEDGER'}
+  return 'NOLEDGER'
 end
 local status = 'STALE'
 if mseq >= L.mref then

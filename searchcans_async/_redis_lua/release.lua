@@ -13,7 +13,7 @@ local grace, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = clock()
 local L = load_ledger()
 if not L then
-  return {'NOLEDGER'}
+  return 'NOLEDGER'
 end
 expire_leases(L, now)
 local status, a = 'RELEASED', 0
@@ -21,8 +21,7 @@ local p = redis.call('HGET', K_PERMITS, id)
 if p then
   local _, reserved = parse_permit(p)
   a = reserved
-  redis.call('HDEL', K_PERMITS, id)
-  redis.call('ZREM', K_LEASES, id)
+  drop_permit(id)
   L.R = L.R - reserved
   L.C = L.C + committed
   if possibly > 0 then
@@ -36,9 +35,7 @@ else
   if reason then
     status = string.upper(reason)
   else
-    redis.call('ZREM', K_QUEUE, id)
-    redis.call('ZREM', K_TEXP, id)
-    redis.call('HDEL', K_TICKETS, id)
+    drop_ticket(id)
     tombstone(id, 'abandoned', now)
     status = 'ABANDONED'
   end

@@ -6,7 +6,7 @@ local holder, lease, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = clock()
 local L = load_ledger()
 if not L then
-  return {'NOLEDGER'}
+  return 'NOLEDGER'
 end
 expire_leases(L, now)
 local deadlines = {}
@@ -21,7 +21,7 @@ for i = 4, #ARGV do
       put_permit(id, owner, reserved, deadline, tokens)
     end
   end
-  deadlines[#deadlines + 1] = deadline
+  deadlines[#deadlines + 1] = int(deadline)
 end
 drop_dead_tickets(now)
 hand_off(L, now)
@@ -31,5 +31,5 @@ for _, id in ipairs(old) do
   redis.call('HDEL', K_DONE, id)
 end
 save_ledger(L)
-keep(ttl)
-return reply('RENEWED', deadlines, 0, 0, L, now)
+keep(ttl, true)
+return reply('RENEWED', table.concat(deadlines, ','), 0, 0, L, now)
