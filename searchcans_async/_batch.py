@@ -692,11 +692,12 @@ class Batch(Generic[T, R]):
             unconsumed=tuple(self._unconsumed),
         )
         logger.info(
-            "batch stopped (%s): %d succeeded, %d failed, %d not started",
+            "batch stopped (%s): %d succeeded, %d failed, %d not started, %d credits spent",
             reason.value,
             self._succeeded,
             len(self._failed),
             len(self._not_started),
+            self._committed,
         )
         if pool.emit:
             pool.emit(

@@ -31,6 +31,7 @@ __all__ = [
     "LanesResized",
     "RetryScheduled",
     "Stopped",
+    "fan_out",
 ]
 
 logger = logging.getLogger("searchcans_async")
@@ -93,7 +94,8 @@ class BudgetRebased:
     Attributes:
         remain: The account's ``remain`` as read.
         spendable: What the calling key may spend, after its own quota.
-        lanes: The account's ``concurrent`` as read.
+        lanes: The pool's lane count from that reading: the account's ``concurrent``,
+            capped by the pool's ``max_lanes``.
         budget_left: Credits the pool may still reserve.
     """
 
@@ -150,3 +152,25 @@ class Emitter:
             self._hook(event)
         except Exception:
             logger.exception("an on_event hook raised; the event was %s", type(event).__name__)
+
+
+def fan_out(*hooks: EventHook | None) -> EventHook:
+    """One ``on_event`` hook that hands each event to several, in order.
+
+    ``None`` entries are skipped. A hook that raises is logged and the others still get
+    the event, as with a single hook.
+
+    Example:
+        >>> seen, kinds = [], []
+        >>> hook = fan_out(seen.append, None, lambda event: kinds.append(type(event).__name__))
+        >>> hook(LanesResized(lanes=2, reason="plan"))
+        >>> len(seen), kinds
+        (1, ['LanesResized'])
+    """
+    emitters = tuple(Emitter(hook) for hook in hooks if hook is not None)
+
+    def hook(event: Event) -> None:
+        for emit in emitters:
+            emit(event)
+
+    return hook

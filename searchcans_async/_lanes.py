@@ -763,7 +763,13 @@ class LanePool:
             self._plan = plan
             self._resize(plan, "plan")
         left = self._backend.credits().left
-        logger.debug("account check: remain %d, budget left %d", account.remain, left)
+        logger.debug(
+            "account check: remain %d, spendable %d, %d lanes, budget left %d",
+            account.remain,
+            spendable,
+            account.concurrent,
+            left,
+        )
         if self.emit:
             self.emit(
                 BudgetRebased(

@@ -18,6 +18,7 @@ from ._events import (
     LanesResized,
     RetryScheduled,
     Stopped,
+    fan_out,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "LanesResized",
     "RetryScheduled",
     "Stopped",
+    "fan_out",
 ]

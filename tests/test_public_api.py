@@ -51,6 +51,7 @@ EVENT_NAMES = [
     "LanesResized",
     "RetryScheduled",
     "Stopped",
+    "fan_out",
 ]
 
 
