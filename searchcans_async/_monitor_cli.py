@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_WARNING", "MonitorOptions", "main", "monitor_command", "run_monitor"]
 
-EXIT_WARNING: Final = 8
+EXIT_WARNING: Final = ExitCode.WARNING
 """Exit code of ``monitor --exit-on-warning`` when a credits warning was raised."""
 
 Display = Literal["live", "plain"]

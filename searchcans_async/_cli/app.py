@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._monitor_cli import monitor_command
 from .._secret import ENV_VAR
 from .._transport import DEFAULT_BASE_URL
 from .._version import __version__
@@ -136,5 +137,5 @@ def cli(
     setup_logging(settings, ctx)
 
 
-for command in (account, search, read, batch, emulator, demo):
+for command in (account, search, read, batch, emulator, demo, monitor_command):
     cli.add_command(command)

@@ -34,6 +34,8 @@ class ExitCode(enum.IntEnum):
     """Stopped by Ctrl-C (or SIGTERM)."""
     ERROR = 7
     """Anything else: the server is unreachable, ``--fail-fast`` stopped, an output error."""
+    WARNING = 8
+    """``monitor --exit-on-warning``: credits fell under the threshold or run out soon."""
 
 
 EXIT_BY_STOP: Final[Mapping[StopReason, ExitCode]] = {
