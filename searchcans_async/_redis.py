@@ -8,7 +8,7 @@ step is one atomic Lua script (``_redis_scripts.py``); this module is the client
   renews this process's leases every ``heartbeat`` seconds; a holder that crashed or
   was paused loses its lanes when their leases end, and their reservations become
   *in doubt* (never refunded) until an account reading sent after the lease ended
-  settles them. The lease is known locally as a conservative estimate on the monotonic
+  settles them. The lease is known locally as a conservative estimate on the local
   clock (the server's deadline minus an upper bound of the server-minus-local clock
   offset), and a request may be sent under it only while at least ``request_timeout``
   of it remains, so any request sent ends before its lane can go to someone else.
@@ -28,7 +28,6 @@ import itertools
 import logging
 import math
 import secrets
-import time
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self, cast
 
 try:
@@ -40,7 +39,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
 
 from ._backend import CreditState, Permit
 from ._errors import LeaseExpiredError
-from ._redis_leases import Backoff, Leases, LedgerGoneError
+from ._redis_leases import Backoff, Leases, LedgerGoneError, local_now
 from ._redis_options import (
     DEFAULT_REQUEST_TIMEOUT,
     LeaseOptions,
@@ -373,7 +372,7 @@ class RedisBackend:
         """Whether a request of up to ``request_timeout`` s may still be sent under ``permit``.
 
         No I/O: compares the local estimate of the lease's end (conservative: never later
-        than the server's) with the monotonic clock.
+        than the server's) with the local clock (one that counts a machine's sleep too).
         """
         return self._leases.valid(permit.id)
 
@@ -428,7 +427,7 @@ class RedisBackend:
 
     async def _call(self, name: str, args: tuple[Any, ...], operation: str) -> list[bytes]:
         """Run a script; learn the clock offset and the ledger's state from its reply."""
-        sent = time.monotonic()
+        sent = local_now()
         reply = await self._scripts.run(SCRIPTS[name], args, operation)
         if reply[0] == b"NOLEDGER":
             raise LedgerGoneError(

@@ -1,7 +1,7 @@
 """One holder's side of its leases: when they end (as far as we can tell), and the heartbeat.
 
 A lease's deadline is on the Redis server's clock. To check it without I/O before every
-request, the holder keeps a local estimate on its monotonic clock that is never later
+request, the holder keeps a local estimate on its own clock that is never later
 than the real end: the server's deadline minus an *upper bound* of the offset between
 the server's clock and ours. Every script call gives a bound: the server read its clock
 after we sent the call, so ``server_time - our_time_at_send`` is at least the offset.
@@ -25,13 +25,23 @@ from typing import Any, Final
 
 from ._redis_scripts import OutcomeUnknown, RedisBackendError, stop_task
 
-__all__ = ["Backoff", "Leases", "LedgerGoneError", "ServerClock"]
+__all__ = ["Backoff", "Leases", "LedgerGoneError", "ServerClock", "local_now"]
 
 logger = logging.getLogger("searchcans_async")
 
 # How fast the server's clock may run ahead of ours (NTP slews at most 500 ppm each).
 _CLOCK_DRIFT: Final = 1e-3
 _RENEW_CHUNK: Final = 500
+
+# Linux's CLOCK_BOOTTIME keeps counting while the machine is suspended (CLOCK_MONOTONIC
+# does not), as the Redis server's clock does: a lease must not look alive after a sleep.
+_BOOTTIME: Final[int | None] = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def local_now() -> float:
+    """Our clock for leases: seconds that count whatever this process or machine did."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
 
 #: Runs one script: (name, arguments, what it is doing) -> reply.
 Caller = Callable[[str, tuple[Any, ...], str], Awaitable[list[bytes]]]
@@ -42,7 +52,7 @@ class LedgerGoneError(RedisBackendError):
 
 
 class ServerClock:
-    """An upper bound of (server clock - our monotonic clock), in seconds."""
+    """An upper bound of (server clock - our clock, :func:`local_now`), in seconds."""
 
     __slots__ = ("_at", "_offset")
 
@@ -52,14 +62,14 @@ class ServerClock:
 
     def observe(self, sent: float, server_ms: int) -> None:
         """A script sent at our ``sent`` read the server's clock as ``server_ms``."""
-        now = time.monotonic()
+        now = local_now()
         # +1 ms: the server reports whole milliseconds, rounded down.
         sample = (server_ms + 1) / 1000 - sent
         self._offset = min(self._offset + (now - self._at) * _CLOCK_DRIFT, sample)
         self._at = now
 
     def to_local(self, server_ms: int) -> float:
-        """A server time as a monotonic time of ours, never later than the real one."""
+        """A server time on our clock, never later than the real one."""
         return server_ms / 1000 - self._offset
 
 
@@ -130,7 +140,7 @@ class Leases:
     def valid(self, permit_id: str) -> bool:
         """Whether a request of up to ``request_timeout`` s still ends within the lease."""
         deadline = self.held.get(permit_id)
-        return deadline is not None and time.monotonic() + self.request_timeout <= deadline
+        return deadline is not None and local_now() + self.request_timeout <= deadline
 
     def take(self, permit_id: str, deadline_ms: int) -> float | None:
         """Hold a granted permit; ``None`` if too little of its lease is left to use it.
@@ -139,7 +149,7 @@ class Leases:
         given back unused (or, if its lease already ended, left in doubt).
         """
         deadline = self.clock.to_local(deadline_ms)
-        if time.monotonic() + self.request_timeout > deadline:
+        if local_now() + self.request_timeout > deadline:
             self.abandon(permit_id)
             return None
         self.held[permit_id] = deadline
