@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 #: Seeds every CI run executes (``--chaos-seeds N`` runs seeds 0..N-1 instead).
 DEFAULT_SEEDS = 1_000
 
+#: Longest a run may take before it counts as hung (runs take well under a second).
+GUARD_SECONDS = 60
 #: The client refuses answers larger than this; huge bodies are three times larger.
 MAX_BODY_BYTES = 16 * 1024
 HUGE_BODY_BYTES = 48 * 1024
@@ -394,7 +396,8 @@ async def run_scenario(sc: Scenario) -> RunResult:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            await _run(sc, result)
+            async with asyncio.timeout(GUARD_SECONDS):  # a run that hangs fails instead
+                await _run(sc, result)
             result.leftover_tasks = asyncio.all_tasks() - {asyncio.current_task()}
     finally:
         loop.set_exception_handler(previous)
