@@ -328,6 +328,59 @@ async def test_a_waiter_whose_credits_do_not_fit_is_told_so(make: Any) -> None:
     granted(await backend.acquire(5))
 
 
+async def test_lost_wake_ups_are_made_up_by_polling(redis_server: RedisServer, make: Any) -> None:
+    """With its pub/sub connection killed, a queued waiter still gets the lane it is due."""
+    backend = await make(lanes=1)
+    permit = granted(await backend.acquire(1))
+    waiter = asyncio.ensure_future(backend.acquire(1))
+    await eventually(lambda: queued(redis_server, make.account) == 1)
+    assert redis_server.command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+    await backend.release(permit, committed=1, possibly_charged=0)
+    second = granted(await asyncio.wait_for(waiter, 5))
+    # ... and wake-ups work again once it has reconnected.
+    await eventually(
+        lambda: redis_server.command("PUBSUB", "NUMSUB", f"{{sc:{make.account}}}:credits")[1] >= 1
+    )
+    third = asyncio.ensure_future(backend.acquire(1))
+    await eventually(lambda: queued(redis_server, make.account) == 1)
+    await backend.release(second, committed=1, possibly_charged=0)
+    granted(await asyncio.wait_for(third, 5))
+
+
+async def test_a_lane_lost_while_frozen_cannot_be_extended(make: Any) -> None:
+    """Reserving more under a lease that ended while the process was frozen is refused."""
+    backend = await make(lanes=1, request_timeout=0.2, lease=0.5)
+    permit = granted(await backend.acquire(1))
+    time.sleep(0.6)  # noqa: ASYNC251  # the process stalls past its lease
+    assert not backend.lease_valid(permit)
+    with pytest.raises(LeaseExpiredError):
+        await backend.extend(permit, 1)
+    await backend.release(permit, committed=0, possibly_charged=0)  # its credits stay in doubt
+    assert backend.credits().possibly_charged == 1
+
+
+async def test_a_backend_is_opened_once_and_says_what_it_holds(
+    redis_server: RedisServer, make: Any
+) -> None:
+    """One pool per backend; once closed it refuses work; its repr shows its state."""
+    backend = await make(lanes=2)
+    granted(await backend.acquire(3))
+    assert "held=1" in repr(backend)
+    assert "live=1" in repr(backend)
+    with pytest.raises(RuntimeError, match="one LanePool"):
+        await backend.open(
+            spendable=1, current=0, lanes=1, cap=None, floor=0, grace=0, clock=VirtualClock()
+        )
+    await backend.aclose()
+    assert "closed" in repr(backend)
+    with pytest.raises(RedisBackendError, match="closed"):
+        await backend.acquire(1)
+    async with await open_backend(redis_server.url, make.account) as fresh:
+        assert "not open" in repr(fresh)
+        with pytest.raises(RuntimeError, match="not open"):
+            await fresh.acquire(1)
+
+
 # -- idempotence, scripts ---------------------------------------------------------------------
 
 
@@ -457,6 +510,34 @@ async def test_two_pools_share_lanes_and_one_budget(redis_server: RedisServer) -
     assert stats.charged == 90 == first.succeeded + second.succeeded
     assert ledger(redis_server, account)["C"] == 90
     assert set(emu.charges_by_subject().values()) == {1}
+
+
+async def test_lost_state_stops_the_work_with_a_clear_error(
+    redis_server: RedisServer, make: Any
+) -> None:
+    """If the account's keys vanish (a restart without persistence), steps fail, saying so."""
+    backend = await make()
+    permit = granted(await backend.acquire(1))
+    redis_server.command("DEL", *account_keys(make.account))
+    with pytest.raises(RedisBackendError, match="gone from Redis"):
+        await backend.acquire(1)
+    await backend.release(permit, committed=1, possibly_charged=0)  # logged, not raised
+    with pytest.raises(RedisBackendError, match="gone from Redis"):
+        await backend.mark()
+
+
+def test_the_redis_modules_public_names_are_pinned() -> None:
+    """searchcans_async.redis exports exactly these names, each documented."""
+    import searchcans_async.redis as public  # noqa: PLC0415
+
+    assert public.__all__ == ["RedisBackend", "RedisBackendError", "open_backend"]
+    assert public.__doc__
+    assert ">>>" in public.__doc__
+    for name in public.__all__:
+        assert getattr(public, name).__doc__, name
+    for name, member in vars(RedisBackend).items():
+        if not name.startswith("_") and callable(member):
+            assert member.__doc__, name
 
 
 def test_keys_helper_matches_the_scripts_layout() -> None:

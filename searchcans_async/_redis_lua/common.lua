@@ -1,7 +1,8 @@
 -- Shared head of every script of the Redis lane backend (searchcans_async/_redis.py).
 --
 -- One account's state lives in nine keys, all with the account in a hash tag so that a
--- cluster keeps them on one slot, and all given an expiry by every script that writes:
+-- cluster keeps them on one slot, each given an expiry when a script creates it and
+-- again by every heartbeat (renew), so that abandoned state cleans itself up:
 --   KEYS[1] ledger   hash: the credit ledger's counters (see FIELDS)
 --   KEYS[2] permits  hash: permit id -> "holder|reserved|deadline|tokens"
 --   KEYS[3] leases   zset: permit id scored by its lease deadline (ms, server TIME)
