@@ -546,7 +546,9 @@ class Batch(Generic[T, R]):
         except BaseException:
             self._not_started.append((index, item))
             raise
-        if not self._running:  # stopped while waiting: give the credits back
+        # Stopped while waiting: give the credits back. (Not running but without a stop
+        # reason only means another worker read the input's end: this item still runs.)
+        if self._stop_reason is not None:
             lane.reserved = cost
             lane.committed = lane.possibly_charged = 0
             await self._pool._close(lane)

@@ -7,6 +7,7 @@ A failure names its seed: ``pytest tests/test_chaos.py -k 'seed417]'`` replays i
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -22,8 +23,10 @@ from chaos_support import (
     make_scenario,
     run_scenario,
 )
+from lanes_support import FakeAccount
 
-from searchcans_async import StopReason
+from searchcans_async import LanePool, ServerError, StopReason
+from searchcans_async._clock import VirtualClock
 from searchcans_async.testing import FAULT_KINDS, Fault
 
 if TYPE_CHECKING:
@@ -154,3 +157,32 @@ async def test_without_the_opt_in_no_possibly_charged_failure_is_retried() -> No
     assert report.credits_committed == 2
     assert report.credits_possibly_charged == 5
     assert set(AMBIGUOUS_FAULTS) - {"slow_body"} == set(result.stats.faults if result.stats else {})
+
+
+# -- regressions the chaos runs found --------------------------------------------------------
+
+
+async def test_an_item_read_as_the_input_runs_out_still_runs() -> None:
+    """An item waiting for credits while another worker reads the input's end still runs.
+
+    Found by seed 20203: the item was handed back as not started under a "completed" report.
+    """
+    costs, fails, yields = [2, 2, 1, 1, 2], [True, True, True, False, False], [2, 1, 2, 0, 0]
+    fake = FakeAccount(remain=10_000, concurrent=3)
+
+    async def work(index: int) -> int:
+        for _ in range(yields[index]):
+            await asyncio.sleep(0)
+        if fails[index]:
+            raise ServerError("unavailable", http_status=503)
+        fake.charge(costs[index])
+        return index
+
+    async with LanePool(
+        fake, budget=3, recheck_every=None, recheck_interval=None, clock=VirtualClock()
+    ) as pool:
+        report = await pool.run_batch(work, range(5), cost=lambda index: costs[index])
+    assert report.stop_reason is StopReason.COMPLETED
+    assert report.not_started == ()
+    assert report.succeeded == 2
+    assert fake.charged == 3
