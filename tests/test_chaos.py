@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chaos_support import (
     AMBIGUOUS_FAULTS,
@@ -23,7 +24,7 @@ from chaos_support import (
     make_scenario,
     run_scenario,
 )
-from lanes_support import FakeAccount
+from lanes_support import FakeAccount, buckets
 
 from searchcans_async import LanePool, ServerError, StopReason
 from searchcans_async._clock import VirtualClock
@@ -186,3 +187,38 @@ async def test_an_item_read_as_the_input_runs_out_still_runs() -> None:
     assert report.not_started == ()
     assert report.succeeded == 2
     assert fake.charged == 3
+
+
+async def test_in_memory_credit_races_never_drop_an_item_that_fits() -> None:
+    """3000 seeded small batches racing for credits: an item is refused only if it cannot fit."""
+    rng = random.Random(8810)
+    for trial in range(3_000):
+        count, lanes = rng.randint(3, 6), rng.randint(2, 3)
+        costs = [rng.randint(1, 3) for _ in range(count)]
+        fails = [rng.random() < 0.4 for _ in range(count)]  # uncharged: credits come back
+        yields = [rng.randint(0, 2) for _ in range(count)]
+        budget = rng.randint(1, sum(costs))
+        fake = FakeAccount(remain=10_000, concurrent=lanes)
+
+        async def work(
+            index: int, fake: FakeAccount = fake, spec: Any = (costs, fails, yields)
+        ) -> int:
+            costs, fails, yields = spec
+            for _ in range(yields[index]):
+                await asyncio.sleep(0)
+            if fails[index]:
+                raise ServerError("unavailable", http_status=503)
+            fake.charge(costs[index])
+            return index
+
+        async with LanePool(
+            fake, budget=budget, recheck_every=None, recheck_interval=None, clock=VirtualClock()
+        ) as pool:
+            report = await pool.run_batch(work, range(count), cost=costs.__getitem__)
+        where = f"trial {trial}: costs {costs} fails {fails} yields {yields} budget {budget}"
+        assert set(buckets(report)) == set(range(report.items_read)), where
+        assert fake.charged <= budget, where
+        if report.not_started:
+            assert report.stop_reason is StopReason.BUDGET, f"{where}: {report}"
+            first = report.not_started[0][0]
+            assert costs[first] > budget - fake.charged, f"{where}: item {first} fit: {report}"
