@@ -161,8 +161,8 @@ async def test_a_holder_paused_past_its_lease_loses_its_lanes_to_the_others(
 ) -> None:
     """SIGSTOP past the lease: the other process gets every lane; nothing overlaps or is lost."""
     account = new_account("stop")
-    async with Emulator(credits=10_000, lanes=3, latency=0.02) as emu:
-        options = {"items": 5_000, "duration": 4.0, "go": True, "lease": 1.0}
+    async with Emulator(credits=10_000, lanes=3, latency=0.05) as emu:
+        options = {"items": 5_000, "duration": 4.5, "go": True, "lease": 1.0}
         paused = Worker(worker_config(emu, redis_server, account, prefix="a", **options))
         other = Worker(worker_config(emu, redis_server, account, prefix="b", **options))
         with paused, other:
@@ -174,7 +174,7 @@ async def test_a_holder_paused_past_its_lease_loses_its_lanes_to_the_others(
             try:
                 stopped_at = time.monotonic()
                 seen: list[int] = []
-                while time.monotonic() - stopped_at < 1.8:
+                while time.monotonic() - stopped_at < 2.2:
                     seen.append(emu.stats().in_flight)
                     await asyncio.sleep(0.01)
                 sent_by_paused_while_stopped = requests_from(emu, "a-")
@@ -183,8 +183,8 @@ async def test_a_holder_paused_past_its_lease_loses_its_lanes_to_the_others(
                 os.kill(paused.process.pid, signal.SIGCONT)
             reports = [await asyncio.to_thread(w.report) for w in (paused, other)]
         stats = emu.stats()
-    # After its leases ended, the other process held all three lanes.
-    assert max(seen[-40:]) == 3
+    # After its leases ended (within 1 s), the other process held all three lanes.
+    assert max(seen[-80:]) == 3
     # The paused holder's lost leases went into doubt, not back to the budget.
     assert state["P"] >= 1
     assert stats.peak_in_flight <= 3
