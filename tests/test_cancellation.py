@@ -119,7 +119,7 @@ async def sweep_step(how: str, api: str, turns: int, *, budget: int | None) -> S
                             async for _ in batch:
                                 await asyncio.sleep(0)
                     finally:
-                        if batch._report is not None:
+                        with contextlib.suppress(RuntimeError):  # cancelled before it began
                             reports.append(batch.report)
 
             async with client:
