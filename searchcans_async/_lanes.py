@@ -292,23 +292,22 @@ class LanePool:
         """
         if self._open:
             raise RuntimeError("this LanePool is already open")
-        account = await self._source()
-        if account.concurrent == 0:
-            raise NoLanesError(
-                "the account has no Parallel Lanes (concurrent=0), so nothing can run; "
-                "check the plan in the SearchCans dashboard"
+        try:
+            account = _with_lanes(await self._source())
+            spendable = account.spendable(self._for_key)
+            plan = self._plan_for(account)
+            await self._backend.open(
+                spendable=spendable,
+                current=account.current,
+                lanes=account.concurrent,
+                cap=self._budget,
+                floor=self._floor,
+                grace=self._settle_grace,
+                clock=self.clock,
             )
-        spendable = account.spendable(self._for_key)
-        plan = self._plan_for(account)
-        await self._backend.open(
-            spendable=spendable,
-            current=account.current,
-            lanes=account.concurrent,
-            cap=self._budget,
-            floor=self._floor,
-            grace=self._settle_grace,
-            clock=self.clock,
-        )
+        except BaseException:
+            await self._backend.aclose()  # the pool owns its backend, open or not
+            raise
         self._account = account
         self._plan = plan
         self._lanes = LaneLimiter(self._plan)
@@ -776,6 +775,15 @@ class LanePool:
                     remain=account.remain, spendable=spendable, lanes=plan, budget_left=left
                 )
             )
+
+
+def _with_lanes(account: Account) -> Account:
+    if account.concurrent == 0:
+        raise NoLanesError(
+            "the account has no Parallel Lanes (concurrent=0), so nothing can run; "
+            "check the plan in the SearchCans dashboard"
+        )
+    return account
 
 
 def _discard(_outcome: object) -> None:

@@ -122,7 +122,7 @@ def redis_server_fixture() -> Any:
     @pytest.fixture(scope="session", name="redis_server")
     def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
         if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+            pytest.fail("redis-server is missing: apt-get install redis-server (make test does)")
         with running_redis(tmp_path_factory.mktemp("redis")) as server:
             yield server
 

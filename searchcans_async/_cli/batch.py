@@ -51,6 +51,20 @@ PROGRESS_CHOICES: Final = ("auto", "live", "plain", "off")
     help="Leave this many credits on the account.",
 )
 @click.option("--lanes", type=click.IntRange(min=1), help="Use at most this many lanes.")
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    envvar="SEARCHCANS_REDIS_URL",
+    help="Share the account's lanes and credits with other workers through this Redis "
+    "(redis://host:port/db; env SEARCHCANS_REDIS_URL). Needs --account.",
+)
+@click.option(
+    "--account",
+    "group",
+    metavar="NAME",
+    help="With --redis: the shared group's name; every worker of one job uses the same.",
+)
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed item.")
 @click.option("--engine", type=click.Choice(ENGINES), help="Default engine for search items.")
 @click.option("--proxy", type=click.IntRange(0, 3), help="Default proxy tier for read items.")
@@ -80,6 +94,8 @@ def batch(
     budget: int | None,
     floor: int,
     lanes: int | None,
+    redis_url: str | None,
+    group: str | None,
     fail_fast: bool,
     engine: str | None,
     proxy: int | None,
@@ -96,6 +112,13 @@ def batch(
     """
     if retry_possibly_charged and not resume:
         raise CliError("--retry-possibly-charged applies with --resume only")
+    if group is not None and redis_url is None:
+        raise CliError("--account needs --redis URL (or SEARCHCANS_REDIS_URL): the shared Redis")
+    if group is None and redis_url is not None:
+        source = click.get_current_context().get_parameter_source("redis_url")
+        if source is not click.core.ParameterSource.ENVIRONMENT:
+            raise CliError("--redis needs --account NAME: the group every worker shares")
+        redis_url = None  # SEARCHCANS_REDIS_URL alone does not make this run shared
     defaults: dict[str, Any] = {}
     if engine is not None:
         defaults["engine"] = engine
@@ -114,6 +137,8 @@ def batch(
         budget=budget,
         floor=floor,
         lanes=lanes,
+        redis_url=redis_url,
+        group=group,
         fail_fast=fail_fast,
         defaults=defaults,
         progress="plain" if settings.verbose and progress == "auto" else progress,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from .._backend import LaneBackend
     from .._client import SearchCans
     from .._lanes import LanePool
     from .._models import ReaderPage, SearchResult
@@ -47,6 +48,8 @@ __all__ = [
     "stop_message",
 ]
 
+
+_LEASE_MARGIN: Final = 10.0  # seconds a shared lane's lease outlives one attempt
 
 _NEXT_STEP: Final[Mapping[StopReason, str]] = {
     StopReason.BUDGET: "the credit budget ran out: add credits (or raise --budget, lower "
@@ -130,6 +133,8 @@ class BatchSpec:
     progress: ProgressMode = "auto"
     progress_interval: float = 2.0
     title: str = "batch"
+    redis_url: str | None = attrs.field(default=None, repr=False)  # may hold a password
+    group: str | None = None
 
     @property
     def input_name(self) -> str:
@@ -320,7 +325,10 @@ async def run_batch(
             counted = resume  # counted as the stream goes
         _announce_resume(console, spec, state)
         to_run = None if total is None else total - counted.succeeded - counted.doubtful
-        async with client.lanes(budget=spec.budget, floor=spec.floor, max_lanes=spec.lanes) as pool:
+        backend = await _shared_backend(spec, client)
+        async with client.lanes(
+            budget=spec.budget, floor=spec.floor, max_lanes=spec.lanes, backend=backend
+        ) as pool:
             interrupts.pool = pool
 
             def sample() -> Snapshot:
@@ -362,6 +370,22 @@ async def run_batch(
         doubtful=counted.doubtful,
         written=writer.written,
         lost=lost,
+    )
+
+
+async def _shared_backend(spec: BatchSpec, client: SearchCans) -> LaneBackend | None:
+    """The Redis backend ``--redis``/``--account`` ask for (the pool closes it), or None."""
+    if spec.redis_url is None or spec.group is None:
+        return None
+    try:
+        from ..redis import open_backend  # noqa: PLC0415  # the optional [redis] extra
+    except ImportError as error:
+        raise CliError(
+            f"--redis needs {error.name or 'redis'}: pip install 'searchcans-async[redis]'"
+        ) from None
+    # A request goes out only while its lane's lease outlives the longest attempt.
+    return await open_backend(
+        spec.redis_url, spec.group, request_timeout=client.timeout + _LEASE_MARGIN
     )
 
 
