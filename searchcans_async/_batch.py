@@ -410,13 +410,27 @@ class Batch(Generic[T, R]):
                         index = self._read - 1
                         maybe_cost = self._cost_of(index, item)
                         lane.permit = None
-                        if maybe_cost is None or not (
-                            reserve_now(maybe_cost)
-                            or await self._reserve_slow(index, item, maybe_cost, lane)
-                        ):
-                            lanes.release()
-                            continue
-                        cost = maybe_cost
+                        # In-process credits are reserved in input order, under the lock.
+                        in_order = (
+                            maybe_cost is not None
+                            and local is not None
+                            and (
+                                reserve_now(maybe_cost)
+                                or await self._reserve_slow(index, item, maybe_cost, lane)
+                            )
+                        )
+                    # A shared backend's acquire is a round trip: run those concurrently
+                    # (other processes interleave with this input's order anyway).
+                    if maybe_cost is None or not (
+                        in_order
+                        or (
+                            local is None
+                            and await self._reserve_slow(index, item, maybe_cost, lane)
+                        )
+                    ):
+                        lanes.release()
+                        continue
+                    cost = maybe_cost
                 else:
                     try:
                         item = next(iterator, _END)
@@ -440,10 +454,14 @@ class Batch(Generic[T, R]):
                         cost = maybe_cost
                     lane.permit = None
                     if not reserve_now(cost):
-                        async with self._pull_lock:
-                            if not await self._reserve_slow(index, item, cost, lane):
-                                lanes.release()
-                                continue
+                        if local is None:  # a shared backend: concurrent round trips
+                            reserved = await self._reserve_slow(index, item, cost, lane)
+                        else:
+                            async with self._pull_lock:
+                                reserved = await self._reserve_slow(index, item, cost, lane)
+                        if not reserved:
+                            lanes.release()
+                            continue
             except BaseException:  # cancelled (or failed) while waiting for input or credits
                 lanes.release()
                 raise
