@@ -216,7 +216,8 @@ class Batch(Generic[T, R]):
         self._fail_fast = fail_fast
         self._require_full = require_full
         self._sink = sink
-        self._buffer_size = buffer
+        self._buffer_size = buffer or 64  # set from the lanes when the batch starts
+        self._buffer_option = buffer
         self._buffer: collections.deque[Outcome[T, R]] = collections.deque()
         self._ready: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
@@ -296,8 +297,8 @@ class Batch(Generic[T, R]):
             raise
         self._started = pool.clock.now()
         self._done = asyncio.get_running_loop().create_future()
-        if self._buffer_size is None:
-            self._buffer_size = max(64, 2 * pool._plan)
+        if self._buffer_option is None:
+            self._buffer_size = max(256, 4 * pool._plan)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         pool._batches.add(self)
@@ -395,7 +396,11 @@ class Batch(Generic[T, R]):
         # a client find it in this task's context.
         lane = _lane_type()(pool, 0)
         current_lane.set(lane)
-        reserve_now = local.reserve_now if local is not None else _never
+        ledger = local.ledger if local is not None else None
+        reserve_now = ledger.reserve if ledger is not None else _never
+        sink = self._sink
+        buffer = self._buffer
+        new_outcome = tuple.__new__  # Outcome's own __new__ is a Python-level call
         while self._running:
             if not lanes.acquire_nowait():
                 await lanes.acquire()
@@ -478,23 +483,38 @@ class Batch(Generic[T, R]):
                 if not isinstance(error, Exception):
                     raise
                 continue
-            if lane.calls or local is None or lane.permit is not None:
+            if lane.calls or ledger is None or lane.permit is not None:
                 await pool._give_back(lane, None)
                 self._possibly_charged += lane.possibly_charged
                 self._committed += lane.committed
             else:  # nothing metered ran: the reservation is what it cost
-                local.finish_now(cost, cost, 0, 0.0)
+                ledger.finish(cost, cost, 0, 0.0)
+                if local._changed is not None:  # type: ignore[union-attr]  # ledger => local
+                    local._notify()  # type: ignore[union-attr]  # someone waits for credits
                 self._committed += cost
                 lanes.release()
-                pool._completed()
+                pool._completions += 1  # pool._completed(), inlined on the hot path
+                if pool._completions >= pool._next_event:
+                    pool._event_due()
                 if pool._emitting:
                     pool._item_finished(cost, None)
             self._succeeded += 1
-            outcome = Outcome(index, item, result, None)
-            if self._sink is not None:
-                self._deliver_nowait(outcome)
+            outcome = new_outcome(Outcome, (index, item, result, None))
+            if sink is not None:
+                try:
+                    sink(outcome)
+                except Exception as error:  # noqa: BLE001  # the sink's failure stops the batch
+                    self._unconsumed.append(outcome)
+                    self._stop(StopReason.ERROR, error)
+            elif self._consumer_gone:
+                self._unconsumed.append(outcome)
             else:
-                await self._deliver(outcome)
+                buffer.append(outcome)
+                ready = self._ready
+                if ready is not None and not ready.done():
+                    ready.set_result(None)
+                if len(buffer) >= self._buffer_size:
+                    await self._wait_for_space()
 
     def _input_failed(self, error: Exception) -> None:
         self._stop(StopReason.ERROR, error)
@@ -594,13 +614,9 @@ class Batch(Generic[T, R]):
         if isinstance(error, Exception):
             self._deliver_nowait(outcome)
 
-    async def _deliver(self, outcome: Outcome[T, R]) -> None:
-        self._deliver_nowait(outcome)
-        while (
-            len(self._buffer) >= (self._buffer_size or 64)
-            and not self._consumer_gone
-            and self._sink is None
-        ):
+    async def _wait_for_space(self) -> None:
+        """Pause this worker while the consumer has ``buffer`` outcomes to read."""
+        while len(self._buffer) >= self._buffer_size and not self._consumer_gone:
             space = self._space
             if space is None or space.done():
                 space = self._space = asyncio.get_running_loop().create_future()
@@ -626,7 +642,7 @@ class Batch(Generic[T, R]):
     def _wake_space(self) -> None:
         space = self._space
         if space is not None and (
-            self._consumer_gone or len(self._buffer) < (self._buffer_size or 64) // 2
+            self._consumer_gone or len(self._buffer) < self._buffer_size // 2
         ):
             self._space = None
             if not space.done():

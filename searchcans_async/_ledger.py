@@ -66,9 +66,11 @@ class LaneLimiter:
 
     def acquire_nowait(self) -> bool:
         """Take a lane if one is free and nobody queues before us."""
-        if self._in_use < self._limit and not self._waiters:
-            self._in_use += 1
-            self.peak = max(self.peak, self._in_use)
+        in_use = self._in_use
+        if in_use < self._limit and not self._waiters:
+            self._in_use = in_use = in_use + 1
+            if in_use > self.peak:  # noqa: PLR1730  # hot path: cheaper than calling max()
+                self.peak = in_use
             return True
         return False
 
@@ -91,7 +93,8 @@ class LaneLimiter:
     def release(self) -> None:
         """Give a lane back."""
         self._in_use -= 1
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def _drop_cancelled(self) -> None:
         while self._waiters and self._waiters[0].done():
