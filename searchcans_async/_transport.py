@@ -127,6 +127,8 @@ class _Redactor:
         self._key = secret.reveal()
 
     def __call__(self, text: str, limit: int = _SNIPPET_CHARS) -> str:
+        if len(text) <= limit and text.isprintable() and self._key not in text:
+            return text  # the common case (a request id, a short message): nothing to do
         cleaned = text.replace(self._key, "********")
         cleaned = "".join(ch if ch.isprintable() else " " for ch in cleaned[: limit * 2])
         cleaned = " ".join(cleaned.split())

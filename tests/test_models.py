@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from searchcans_async import (
     Account,
@@ -605,3 +607,33 @@ def test_results_and_len_follow_the_engines_main_list(engine: str, field: str) -
     result = SearchResult(query="q", engine=engine, **{field: items})
     assert result.results == items
     assert len(result) == 3
+
+
+_field_values = st.one_of(
+    st.none(), st.text(max_size=5), st.integers(-3, 3), st.booleans(), st.floats(0, 1),
+    st.lists(st.integers(), max_size=2),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    item=st.dictionaries(
+        st.sampled_from(["title", "link", "snippet", "position", "source", "page", "extra"]),
+        _field_values,
+    )
+)
+def test_the_fast_organic_hook_follows_the_generated_rules(item: dict[str, Any]) -> None:
+    """The hand-written hot path for organic results accepts and builds exactly what the
+    generated (explaining) converter does, so the two can never drift apart."""
+    from searchcans_async._convert import _converter, _explainer  # noqa: PLC0415
+
+    def build(converter: Any) -> Any:
+        try:
+            return ("ok", converter.structure(item, OrganicResult))
+        except Exception:
+            return ("refused", None)
+
+    fast, slow = build(_converter), build(_explainer)
+    assert fast == slow
+    if fast[0] == "ok":
+        assert fast[1].raw == slow[1].raw == item
