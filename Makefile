@@ -47,7 +47,7 @@ unit: $(STAMP) services
 	$(BIN)/coverage report --fail-under=90
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 docs-serve: $(STAMP)
 	$(BIN)/mkdocs serve
