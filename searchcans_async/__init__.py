@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from ._batch import Batch, BatchReport, Outcome, StopReason
+from ._batch import Batch
 from ._client import SearchCans
 from ._costs import Costs
 from ._errors import (
@@ -36,6 +36,7 @@ from ._errors import (
 )
 from ._lanes import LanePool, PoolStatistics
 from ._models import Account, ApiKey, OrganicResult, ReaderPage, SearchResult
+from ._report import BatchReport, Outcome, StopReason
 from ._retry import RetryPolicy
 from ._version import __version__
 

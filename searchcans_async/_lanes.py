@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 import attrs
 
 from ._backend import CreditState, LaneBackend, LocalBackend, Permit
-from ._batch import Batch, BatchReport, StopReason
+from ._batch import Batch
 from ._clock import Clock, LoopClock
 from ._errors import (
     AuthenticationError,
@@ -29,6 +29,7 @@ from ._errors import (
 from ._events import BudgetRebased, Emitter, EventHook, ItemFinished, LanesResized
 from ._ledger import LaneLimiter
 from ._meter import current_lane
+from ._report import BatchReport, StopReason
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable

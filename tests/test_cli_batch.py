@@ -18,13 +18,13 @@ from rich.console import Console
 from test_cli import ServedEmulator, invoke, one_error_line, serving
 
 from searchcans_async import CreditsExhausted, SearchCans, SearchCansError, StopReason
-from searchcans_async._batch import BatchReport, Outcome
 from searchcans_async._cli.errors import ExitCode, exit_code_for_error
 from searchcans_async._cli.jsonl import InputError, Job, LineParser, ResumeState
 from searchcans_async._cli.output import Scrub
 from searchcans_async._cli.progress import BatchProgress, EventCounter, Snapshot
 from searchcans_async._cli.run import BatchRun, BatchSpec, Interrupts, run_batch
 from searchcans_async._errors import AuthenticationError, InsufficientCreditsError, ServerError
+from searchcans_async._report import BatchReport, Outcome
 from searchcans_async._requests import SearchRequest
 from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec
 

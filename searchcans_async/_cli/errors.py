@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Final
 
-from .._batch import StopReason
 from .._errors import AuthenticationError, CreditsExhausted, InsufficientCreditsError, NoLanesError
+from .._report import StopReason
 from .jsonl import InputError
 
 if TYPE_CHECKING:

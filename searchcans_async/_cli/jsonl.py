@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Mapping
     from pathlib import Path
 
-    from .._batch import Outcome
     from .._models import ReaderPage, SearchResult
+    from .._report import Outcome
 
 __all__ = [
     "InputError",

@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import attrs
 from rich.text import Text
 
-from .._batch import BatchReport, StopReason
+from .._report import BatchReport, StopReason
 from .._requests import SearchRequest
 from .errors import EXIT_BY_STOP, CliError, ExitCode
 from .jsonl import (
