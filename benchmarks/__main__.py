@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from . import _harness, e2e, memory, overhead, overshoot, report, soak, utilization
 
+# The other benchmark scripts under benchmarks/, run by the full run as they are.
+SCRIPTS = {"emulator": "bench_emulator.py", "redis": "bench_redis.py"}
 STEPS = {
     "overhead": overhead.run,
     "memory": memory.run,
@@ -25,18 +27,17 @@ STEPS = {
 }
 
 
-def run_emulator_benchmark(output: _harness.Output) -> dict[str, Any]:
-    """``benchmarks/bench_emulator.py`` as its own process (it is the emulator's script)."""
-    path = output.results / "emulator.json"
+def run_script(output: _harness.Output, script: str, name: str) -> None:
+    """Another owner's benchmark script (``bench_emulator.py``, ``bench_redis.py``), as is."""
+    path = output.results / f"{name}.json"
     subprocess.run(
-        [sys.executable, str(_harness.BENCHMARKS / "bench_emulator.py"), "--output", str(path)],
+        [sys.executable, str(_harness.BENCHMARKS / script), "--output", str(path)],
         cwd=_harness.REPO,
         check=True,
         capture_output=True,
         timeout=300,
     )
-    document: dict[str, Any] = json.loads(path.read_text())
-    return document
+    json.loads(path.read_text())  # it wrote a readable result
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -53,7 +54,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "with --quick: benchmarks/results/tmp)",
     )
     parser.add_argument(
-        "--only", help=f"comma-separated measures among {', '.join([*STEPS, 'emulator'])}"
+        "--only", help=f"comma-separated measures among {', '.join([*STEPS, *SCRIPTS])}"
     )
     parser.add_argument(
         "--report-only", action="store_true", help="only regenerate plots and pages from results"
@@ -66,23 +67,26 @@ def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
     output = _harness.Output(quick=options.quick, root=options.output_dir)
     output.prepare()
-    steps = [*STEPS, "emulator"]
+    steps = [*STEPS, *SCRIPTS]
+    if shutil.which("redis-server") is None:
+        steps.remove("redis")  # it starts its own redis-server
     if options.only:
         steps = [step.strip() for step in options.only.split(",") if step.strip()]
-        unknown = set(steps) - {*STEPS, "emulator"}
+        unknown = set(steps) - {*STEPS, *SCRIPTS}
         if unknown:
             raise SystemExit(f"unknown measures: {', '.join(sorted(unknown))}")
     if options.report_only:
         steps = []
     elif options.quick and not options.only:
-        steps.remove("emulator")  # its own --quick takes 5 s; the e2e measure covers it
+        # The other scripts' own --quick take 5-20 s; the e2e measure covers the emulator.
+        steps = [step for step in steps if step not in SCRIPTS]
     timings: dict[str, float] = {}
     started = time.perf_counter()
     for step in steps:
         print(f"== {step} ...", flush=True)
         step_started = time.perf_counter()
-        if step == "emulator":
-            run_emulator_benchmark(output)
+        if step in SCRIPTS:
+            run_script(output, SCRIPTS[step], step)
         else:
             document = STEPS[step](output)
             for line in document.get("targets", []):

@@ -38,7 +38,7 @@ def plot_overhead(document: dict[str, Any], output: Output) -> list[str]:
     cells = document["cells"]
     config = document["config"]
     images = []
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    figure, axis = plt.subplots(figsize=(9, 4.2))
     lanes = config["lanes"]
     for peer in LABELS:
         points = [
@@ -49,13 +49,13 @@ def plot_overhead(document: dict[str, Any], output: Output) -> list[str]:
         if points:
             xs, ys = zip(*sorted(points), strict=True)
             axis.plot(xs, ys, "o-", label=LABELS[peer], color=COLORS[peer])
-    axis.set(xscale="log", yscale="log", xlabel="items", ylabel="us per item (median)")
+    axis.set(xscale="log", yscale="log", xlabel="items", ylabel="CPU us per item (median)")
     axis.set_title(f"Scheduling overhead per no-op item, {lanes} lanes")
     axis.grid(visible=True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     images.append(_save(figure, output, "overhead_items"))
 
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    figure, axis = plt.subplots(figsize=(9, 4.2))
     items = config["lanes_sweep_items"]
     for peer in LABELS:
         points = [
@@ -66,11 +66,11 @@ def plot_overhead(document: dict[str, Any], output: Output) -> list[str]:
         if points:
             xs, ys = zip(*sorted(points), strict=True)
             axis.plot(xs, ys, "o-", label=LABELS[peer], color=COLORS[peer])
-    axis.set(xscale="log", yscale="log", xlabel="lanes", ylabel="us per item (median)")
+    axis.set(xscale="log", yscale="log", xlabel="lanes", ylabel="CPU us per item (median)")
     axis.set_xscale("log", base=2)
     axis.set_title(f"Scheduling overhead per no-op item, {items:,} items")
     axis.grid(visible=True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     images.append(_save(figure, output, "overhead_lanes"))
     return images
 

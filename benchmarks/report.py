@@ -79,7 +79,7 @@ def overhead_section(document: dict[str, Any]) -> str:
             )
         rows.append(row)
     items_table = table(
-        ["peer", *[f"{size:,} items: us/item (vendor / peer)" for size in sizes]], rows
+        ["peer", *[f"{size:,} items: CPU us/item (vendor / peer)" for size in sizes]], rows
     )
     sweep_items = config["lanes_sweep_items"]
     sweep = sorted(
@@ -183,6 +183,21 @@ def e2e_section(document: dict[str, Any]) -> str:
         for name in e2e.PEER_NAMES
     ]
     main = table(["peer", *[f"{cell['lanes']} lanes: req/s (vs raw)" for cell in cells]], rows)
+    cpu = table(
+        ["peer", *[f"{cell['lanes']} lanes: client CPU us/request (raw / peer)" for cell in cells]],
+        [
+            [
+                e2e.LABELS[name],
+                *[
+                    f"{cell['client_cpu_us_per_request'][name]:.0f} "
+                    f"({cell['cpu_ratio_to_raw'][name]:.2f}x)"
+                    for cell in cells
+                ],
+            ]
+            for name in e2e.PEER_NAMES
+            if all("client_cpu_us_per_request" in cell for cell in cells)
+        ],
+    )
     busy = table(
         ["peer", *[f"{cell['lanes']} lanes: client / server CPU busy" for cell in cells]],
         [[e2e.LABELS[name], *[_busy(cell, name) for cell in cells]] for name in e2e.PEER_NAMES],
@@ -200,7 +215,7 @@ def e2e_section(document: dict[str, Any]) -> str:
                 f"Setup: {document['setup']}. {document['config']['items']:,} searches per run, "
                 f"{document['config']['rounds']} interleaved rounds, median. Runs where "
                 "neither side's CPU was 80 % busy were starved by another process and ran again "
-                f"(at most twice): {_discarded(cells)}."
+                f"(at most `rounds` times a cell): {_discarded(cells)}."
             ),
             main,
             (
@@ -209,6 +224,13 @@ def e2e_section(document: dict[str, Any]) -> str:
                 "another process took the core):"
             ),
             busy,
+            (
+                "This process's CPU time per request (median): what the throughput is when the "
+                "client is the bottleneck, and a figure other processes' load barely changes. "
+                "When more than a quarter of a cell's runs were starved, the target is judged "
+                "on this ratio instead of the throughput."
+            ),
+            cpu,
             (
                 "The emulator's ceiling, driven by `benchmarks/bench_emulator.py`'s raw client "
                 "against the same emulator process:"
@@ -351,7 +373,8 @@ def docs_page(documents: dict[str, dict[str, Any]], images: dict[str, list[str]]
         document = documents.get(name)
         if document is None:
             continue
-        parts += [f"## {title}", document["title"] + ".", DESCRIPTIONS[name], section(document)]
+        heading = f"{document['title']} (commit {document['machine'].get('commit', '?')})."
+        parts += [f"## {title}", heading, DESCRIPTIONS[name], section(document)]
         parts += [f"![{document['title']}]({image})" for image in images.get(name, [])]
     emulator = documents.get("emulator")
     if emulator is not None:
