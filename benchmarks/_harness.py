@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import resource
 import signal
 import statistics
@@ -67,7 +68,7 @@ class Output:
 
     def write(self, name: str, document: dict[str, Any]) -> Path:
         path = self.results / f"{name}.json"
-        path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+        path.write_text(compact_json(document) + "\n")
         return path
 
     def read(self, name: str) -> dict[str, Any] | None:
@@ -105,6 +106,16 @@ def commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+_NUMBERS: Final = re.compile(r"\[\s+([-+0-9.eE,\s]+?)\s+\]")
+
+
+def compact_json(document: dict[str, Any]) -> str:
+    """Indented JSON with each list of numbers on one line (timelines stay readable diffs)."""
+    return _NUMBERS.sub(
+        lambda match: "[" + " ".join(match.group(1).split()) + "]", json.dumps(document, indent=2)
+    )
 
 
 def machine() -> dict[str, Any]:
