@@ -9,7 +9,6 @@ their ``__context__`` is empty.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import ipaddress
 import json
@@ -300,21 +299,22 @@ class Transport:
         status: int | None = None
         failure: SearchCansError | None = None
         try:
-            async with asyncio.timeout(timeout):
-                async with session.post(
-                    self.base_url + path,
-                    data=json.dumps(body).encode(),
-                    headers=self._headers,
-                    allow_redirects=False,
-                    # A lent session may raise for 4xx/5xx itself; we classify them instead.
-                    raise_for_status=False,
-                    timeout=aiohttp.ClientTimeout(
-                        total=None, sock_connect=min(self._connect_timeout, timeout)
-                    ),
-                ) as response:
-                    status = response.status
-                    raw = await self._read_body(response)
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            # aiohttp's own total timeout covers the connection, the headers and the body
+            # (it raises TimeoutError); sock_connect marks a timeout before anything was sent.
+            async with session.post(
+                self.base_url + path,
+                data=json.dumps(body).encode(),
+                headers=self._headers,
+                allow_redirects=False,
+                # A lent session may raise for 4xx/5xx itself; we classify them instead.
+                raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=timeout, sock_connect=min(self._connect_timeout, timeout)
+                ),
+            ) as response:
+                status = response.status
+                raw = await self._read_body(response)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as error:
             failure = map_aiohttp_error(error, http_status=status, redact=self._redact)
         except SearchCansError as error:
