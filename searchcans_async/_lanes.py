@@ -608,11 +608,17 @@ class LanePool:
             committed, doubtful = lane.committed, lane.possibly_charged + lane.covered
         lane.committed, lane.possibly_charged, lane.covered = committed, doubtful, 0
 
+    def _close_now(self, lane: _Lane) -> bool:
+        """Hand a settled lane's credits back without waiting, if the backend allows."""
+        if lane.permit is not None or self._local is None:
+            return False
+        now = self.clock.now() if lane.possibly_charged else 0.0
+        self._local.finish_now(lane.reserved, lane.committed, lane.possibly_charged, now)
+        return True
+
     async def _close(self, lane: _Lane) -> None:
         """Hand a settled lane's credits back to the backend."""
-        if lane.permit is None and self._local is not None:
-            now = self.clock.now() if lane.possibly_charged else 0.0
-            self._local.finish_now(lane.reserved, lane.committed, lane.possibly_charged, now)
+        if self._close_now(lane):
             return
         permit = lane.permit or Permit("", lane.reserved)
         await self._backend.release(
@@ -625,14 +631,27 @@ class LanePool:
         """End a lane: settle credits, free the lane, react to what the error says."""
         self._settle(lane, error)
         try:
-            await self._close(lane)
+            if not self._close_now(lane):
+                await self._close(lane)
         finally:
-            self._lanes.release()
-            if error is not None:
-                self._observe(error)
-            self._completed()
-            if self._emitting:
-                self._item_finished(lane.committed, error)
+            self._lane_ended(lane, error)
+
+    def _give_back_now(self, lane: _Lane, error: BaseException | None) -> bool:
+        """:meth:`_give_back` without a coroutine, when the backend is local; else False."""
+        if lane.permit is not None or self._local is None:
+            return False
+        self._settle(lane, error)
+        self._close_now(lane)
+        self._lane_ended(lane, error)
+        return True
+
+    def _lane_ended(self, lane: _Lane, error: BaseException | None) -> None:
+        self._lanes.release()
+        if error is not None:
+            self._observe(error)
+        self._completed()
+        if self._emitting:
+            self._item_finished(lane.committed, error)
 
     def _item_finished(self, committed: int, error: BaseException | None) -> None:
         if error is None:
