@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import traceback
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar
 
@@ -351,7 +352,8 @@ class Batch(Generic[T, R]):
                     raise
                 continue
             if lane.calls or ledger is None or lane.permit is not None:
-                await pool._give_back(lane, None)
+                if not pool._give_back_now(lane, None):
+                    await pool._give_back(lane, None)
                 self._possibly_charged += lane.possibly_charged
                 self._committed += lane.committed
             else:  # nothing metered ran: the reservation is what it cost
@@ -480,6 +482,7 @@ class Batch(Generic[T, R]):
             self._stop(StopReason.ERROR, error)
         if isinstance(error, Exception):
             self._deliver_nowait(outcome)
+        _drop_locals(error)
 
     async def _wait_for_space(self) -> None:
         """Pause this worker while the consumer has ``buffer`` outcomes to read."""
@@ -611,6 +614,21 @@ class Batch(Generic[T, R]):
                     not_started=len(self._not_started),
                 )
             )
+
+
+def _drop_locals(error: BaseException) -> None:
+    """Free the local variables held by an error's traceback (its chain's too).
+
+    The report keeps every failed item's error; with its frames' locals that is several
+    kilobytes an item, which a long job multiplies. The traceback itself (files, lines,
+    functions) stays, so it still prints; frames still running are left alone.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
 
 
 def _iterate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
 from typing import Any
 
 import pytest
@@ -630,3 +631,26 @@ async def test_lane_busy_error_in_a_lane_counts_as_uncharged() -> None:
             async with pool.lane(cost=4):
                 raise LaneBusyError("busy", code=1010)
         assert pool.statistics().budget_left == 10
+
+
+async def test_failed_items_keep_their_traceback_but_not_its_locals() -> None:
+    """The report keeps each failure's traceback (it still prints) without frame locals."""
+    fake = FakeAccount()
+
+    async def fails(item: int) -> int:
+        big = bytearray(100_000)  # a local the report must not keep alive
+        await asyncio.sleep(0)
+        raise ValueError(f"item {item} failed ({len(big)})")
+
+    async with pool_for(fake) as pool:
+        report = await pool.run_batch(fails, range(3))
+    assert len(report.failed) == 3
+    error = report.failed[0].error
+    assert error is not None
+    frames = traceback.extract_tb(error.__traceback__)
+    assert any(frame.name == "fails" for frame in frames)
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "fails":
+            assert "big" not in tb.tb_frame.f_locals
+        tb = tb.tb_next
