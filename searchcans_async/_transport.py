@@ -378,6 +378,7 @@ class Transport:
 def _load_json(raw: bytes) -> Any:
     """Parse JSON, or return ``None``; never lets the parser's error (and the body) chain."""
     try:
-        return json.loads(raw)
+        # JSON on the wire is UTF-8 (RFC 8259): decoding first skips json's own detection.
+        return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # RecursionError: arrays or objects nested too deep
-        return None
+        return None  # UnicodeDecodeError is a ValueError too
