@@ -311,8 +311,7 @@ class Batch(Generic[T, R]):
                         self._input_failed(error)
                         item = _END
                     if item is _END:
-                        self._exhausted = self._stop_reason is None
-                        self._running = False
+                        self._input_ended()
                         lanes.release()
                         return
                     index = self._read
@@ -385,6 +384,11 @@ class Batch(Generic[T, R]):
                 if len(buffer) >= self._buffer_size:
                     await self._wait_for_space()
 
+    def _input_ended(self) -> None:
+        """The input has no more items: nothing new is read; work in flight finishes."""
+        self._exhausted = self._stop_reason is None  # read to its end, not cut by a stop
+        self._running = False
+
     def _input_failed(self, error: Exception) -> None:
         self._stop(StopReason.ERROR, error)
         logger.warning("the batch's input raised %r at item %d", error, self._read)
@@ -395,8 +399,7 @@ class Batch(Generic[T, R]):
         try:
             item = next(self._iterator)
         except StopIteration:
-            self._exhausted = True
-            self._running = False
+            self._input_ended()
             return _END
         except Exception as error:  # noqa: BLE001  # the input's failure stops the batch, reported
             self._input_failed(error)
@@ -412,8 +415,7 @@ class Batch(Generic[T, R]):
         try:
             item = await anext(self._aiterator)
         except StopAsyncIteration:
-            self._exhausted = True
-            self._running = False
+            self._input_ended()
             return _END
         except Exception as error:  # noqa: BLE001  # the input's failure stops the batch, reported
             self._input_failed(error)

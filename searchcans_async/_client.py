@@ -325,34 +325,8 @@ class SearchCans:
     ) -> SearchResult | ReaderPage:
         """Send a prepared request (what ``search()`` and ``read()`` do); for batch runners."""
         cost = request.cost(self.costs)
-        if isinstance(request, SearchRequest):
-            envelope = await self._call(
-                "search",
-                request.path,
-                request.body(),
-                cost=cost,
-                server_wait=request.server_wait,
-                retry=retry,
-                timeout=timeout,
-            )
-            if envelope.code in NO_RESULTS_CODES:
-                return SearchResult(
-                    query=request.query,
-                    engine=request.engine,
-                    no_results=True,
-                    credits=cost if self.costs.no_results_charged else 0,
-                    request_id=envelope.request_id,
-                    raw=envelope.data,
-                )
-            return parse_search(
-                envelope.data,
-                query=request.query,
-                engine=request.engine,
-                credits=cost,
-                request_id=envelope.request_id,
-            )
         envelope = await self._call(
-            "read",
+            "search" if isinstance(request, SearchRequest) else "read",
             request.path,
             request.body(),
             cost=cost,
@@ -360,13 +334,31 @@ class SearchCans:
             retry=retry,
             timeout=timeout,
         )
-        if envelope.code in NO_RESULTS_CODES:
+        if envelope.code in NO_RESULTS_CODES:  # an empty result, not an error
+            credits = cost if self.costs.no_results_charged else 0
+            if isinstance(request, SearchRequest):
+                return SearchResult(
+                    query=request.query,
+                    engine=request.engine,
+                    no_results=True,
+                    credits=credits,
+                    request_id=envelope.request_id,
+                    raw=envelope.data,
+                )
             return ReaderPage(
                 url=request.url,
                 no_results=True,
-                credits=cost if self.costs.no_results_charged else 0,
+                credits=credits,
                 request_id=envelope.request_id,
                 raw=envelope.data,
+            )
+        if isinstance(request, SearchRequest):
+            return parse_search(
+                envelope.data,
+                query=request.query,
+                engine=request.engine,
+                credits=cost,
+                request_id=envelope.request_id,
             )
         return parse_page(
             envelope.data, url=request.url, credits=cost, request_id=envelope.request_id
