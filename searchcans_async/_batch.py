@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar
 
 from ._errors import CreditsExhausted, SearchCansError
 from ._events import Stopped
+from ._lane import Lane
 from ._meter import current_lane
 from ._report import BatchReport, Outcome, StopReason
 
@@ -262,7 +263,7 @@ class Batch(Generic[T, R]):
         iterator = self._iterator
         # One meter per worker, reused for each item it runs: calls made by `fn` through
         # a client find it in this task's context.
-        lane = _lane_type()(pool, 0)
+        lane = Lane(pool, 0)
         current_lane.set(lane)
         ledger = local.ledger if local is not None else None
         reserve_now = ledger.reserve if ledger is not None else _never
@@ -437,7 +438,7 @@ class Batch(Generic[T, R]):
             return None
         return cost
 
-    async def _reserve_slow(self, index: int, item: T, cost: int, lane: Any) -> bool:
+    async def _reserve_slow(self, index: int, item: T, cost: int, lane: Lane) -> bool:
         """Wait for credits for the item at the head of the input; ``False``: not started."""
         try:
             lane.permit = await self._pool._reserve(cost)
@@ -465,7 +466,7 @@ class Batch(Generic[T, R]):
             return False
         return True
 
-    def _item_failed(self, index: int, item: T, error: BaseException, lane: Any) -> None:
+    def _item_failed(self, index: int, item: T, error: BaseException, lane: Lane | None) -> None:
         if (
             isinstance(error, CreditsExhausted)
             and lane is not None
@@ -645,9 +646,3 @@ def _iterate(
 
 def _never(_cost: int) -> bool:
     return False
-
-
-def _lane_type() -> Any:
-    from ._lanes import _Lane  # noqa: PLC0415  # _lanes imports this module
-
-    return _Lane

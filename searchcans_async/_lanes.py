@@ -22,13 +22,12 @@ from ._errors import (
     AuthenticationError,
     CreditsExhausted,
     InsufficientCreditsError,
-    LeaseExpiredError,
     NoLanesError,
     SearchCansError,
 )
 from ._events import BudgetRebased, Emitter, EventHook, ItemFinished, LanesResized
+from ._lane import Lane, LaneContext
 from ._ledger import LaneLimiter
-from ._meter import current_lane
 from ._report import BatchReport, StopReason
 
 if TYPE_CHECKING:
@@ -86,89 +85,6 @@ class PoolStatistics:
     remain: int
     rechecks: int
     stop_reason: StopReason | None
-
-
-class _Lane:
-    """One held lane and its credit reservation; calls made inside it report here."""
-
-    __slots__ = (
-        "calls",
-        "committed",
-        "covered",
-        "permit",
-        "pool",
-        "possibly_charged",
-        "reserved",
-    )
-
-    def __init__(self, pool: LanePool, reserved: int, permit: Permit | None = None) -> None:
-        self.pool = pool
-        self.reserved = reserved
-        self.permit = permit  # None: credits reserved in the local ledger
-        self.covered = 0
-        self.committed = 0
-        self.possibly_charged = 0
-        self.calls = 0
-
-    async def cover(self, cost: int) -> None:
-        permit = self.permit
-        if permit is not None and not self.pool._backend.lease_valid(permit):
-            raise LeaseExpiredError(
-                "this lane's lease ran out (the process was paused or too slow); the request "
-                "was not sent, since another holder may have the lane now"
-            )
-        free = self.reserved - self.covered - self.committed - self.possibly_charged
-        if cost > free:
-            extra = cost - max(0, free)
-            pool = self.pool
-            if self.permit is None and pool._local is not None:
-                covered = pool._local.reserve_now(extra)
-            else:
-                permit = self.permit or Permit("", 0)
-                extended = await pool._backend.extend(permit, extra)
-                covered = extended is not None
-                self.permit = extended or self.permit
-            if not covered:
-                available = max(0, free) + pool._backend.credits().left
-                raise CreditsExhausted(needed=cost, available=available)
-            self.reserved += extra
-        self.covered += cost
-
-    def settle(self, cost: int, charged: bool | None) -> None:
-        self.covered -= cost
-        self.calls += 1
-        if charged:
-            self.committed += cost
-        elif charged is None:
-            self.possibly_charged += cost
-
-    def lane_busy(self) -> None:
-        self.pool._lane_busy()
-
-
-class _LaneContext:
-    __slots__ = ("_cost", "_lane", "_pool", "_token")
-
-    def __init__(self, pool: LanePool, cost: int) -> None:
-        self._pool = pool
-        self._cost = cost
-        self._lane: _Lane | None = None
-        self._token: Any = None
-
-    async def __aenter__(self) -> None:
-        self._lane = await self._pool._take_lane(self._cost)
-        self._token = current_lane.set(self._lane)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        current_lane.reset(self._token)
-        lane, self._lane = self._lane, None
-        if lane is not None:
-            await self._pool._give_back(lane, exc)
 
 
 class LanePool:
@@ -401,7 +317,7 @@ class LanePool:
 
     # -- running work ------------------------------------------------------------------
 
-    def lane(self, cost: int = 1) -> _LaneContext:
+    def lane(self, cost: int = 1) -> LaneContext:
         """Hold one lane and ``cost`` reserved credits for the body of an ``async with``.
 
         Calls made through a :class:`SearchCans` client inside it are metered: their
@@ -417,7 +333,7 @@ class LanePool:
             ...     page = await client.read(url)
         """
         self._check_cost(cost)
-        return _LaneContext(self, cost)
+        return LaneContext(self, cost)
 
     async def run(
         self, fn: Callable[..., Awaitable[R]], /, *args: Any, cost: int = 1, **kwargs: Any
@@ -536,7 +452,7 @@ class LanePool:
         cls: type[SearchCansError] = type(error) if error is not None else SearchCansError
         return cls(message, code=getattr(error, "code", None))
 
-    async def _take_lane(self, cost: int) -> _Lane:
+    async def _take_lane(self, cost: int) -> Lane:
         """Wait for a lane, then reserve ``cost``; the slow path of ``lane()``."""
         self._check_open()
         if self._halted is not None:
@@ -549,7 +465,7 @@ class LanePool:
         except BaseException:
             lanes.release()
             raise
-        return _Lane(self, cost, permit)
+        return Lane(self, cost, permit)
 
     async def _reserve(self, cost: int) -> Permit | None:
         """Reserve ``cost``, waiting while work in flight could free enough of it.
@@ -589,7 +505,7 @@ class LanePool:
         if cost > credits.left_when_settled:
             raise CreditsExhausted(needed=cost, available=credits.left)
 
-    def _settle(self, lane: _Lane, error: BaseException | None) -> None:
+    def _settle(self, lane: Lane, error: BaseException | None) -> None:
         """Work out what a lane's reservation became: committed, released, in doubt.
 
         The lane keeps the final figures (batches add them to their own totals).
@@ -608,7 +524,7 @@ class LanePool:
             committed, doubtful = lane.committed, lane.possibly_charged + lane.covered
         lane.committed, lane.possibly_charged, lane.covered = committed, doubtful, 0
 
-    def _close_now(self, lane: _Lane) -> bool:
+    def _close_now(self, lane: Lane) -> bool:
         """Hand a settled lane's credits back without waiting, if the backend allows."""
         if lane.permit is not None or self._local is None:
             return False
@@ -616,7 +532,7 @@ class LanePool:
         self._local.finish_now(lane.reserved, lane.committed, lane.possibly_charged, now)
         return True
 
-    async def _close(self, lane: _Lane) -> None:
+    async def _close(self, lane: Lane) -> None:
         """Hand a settled lane's credits back to the backend."""
         if self._close_now(lane):
             return
@@ -627,7 +543,7 @@ class LanePool:
             possibly_charged=lane.possibly_charged,
         )
 
-    async def _give_back(self, lane: _Lane, error: BaseException | None) -> None:
+    async def _give_back(self, lane: Lane, error: BaseException | None) -> None:
         """End a lane: settle credits, free the lane, react to what the error says."""
         self._settle(lane, error)
         try:
@@ -636,7 +552,7 @@ class LanePool:
         finally:
             self._lane_ended(lane, error)
 
-    def _give_back_now(self, lane: _Lane, error: BaseException | None) -> bool:
+    def _give_back_now(self, lane: Lane, error: BaseException | None) -> bool:
         """:meth:`_give_back` without a coroutine, when the backend is local; else False."""
         if lane.permit is not None or self._local is None:
             return False
@@ -645,7 +561,7 @@ class LanePool:
         self._lane_ended(lane, error)
         return True
 
-    def _lane_ended(self, lane: _Lane, error: BaseException | None) -> None:
+    def _lane_ended(self, lane: Lane, error: BaseException | None) -> None:
         self._lanes.release()
         if error is not None:
             self._observe(error)
