@@ -26,9 +26,11 @@ COLORS: Final = {
 }
 
 
-def _save(figure: Any, output: Output, name: str) -> str:
+def _save(
+    figure: Any, output: Output, name: str, rect: tuple[float, float, float, float] | None = None
+) -> str:
     path = output.images / f"bench_{name}.png"
-    figure.tight_layout()
+    figure.tight_layout(rect=rect)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return f"img/{path.name}"
@@ -125,30 +127,57 @@ def plot_utilization(document: dict[str, Any], output: Output) -> list[str]:
     return [_save(figure, output, "utilization")]
 
 
-def plot_e2e(document: dict[str, Any], output: Output) -> list[str]:
-    cells = document["cells"]
+def _e2e_bars(axis: Any, cells: list[dict[str, Any]], key: str) -> float:
+    """One group of bars per lane count, each labelled with its ratio to raw; the top value."""
     names = list(e2e.PEER_NAMES)
-    figure, axis = plt.subplots(figsize=(7.5, 4.6))
     width = 0.8 / len(names)
     for offset, name in enumerate(names):
         xs = [position + offset * width for position in range(len(cells))]
-        ys = [cell["requests_per_second"][name] for cell in cells]
-        axis.bar(xs, ys, width, label=e2e.LABELS[name])
+        ys = [cell[key][name] for cell in cells]
+        axis.bar(xs, ys, width, label=e2e.LABELS[name], color=f"C{offset}")
         for x, y, cell in zip(xs, ys, cells, strict=True):
             axis.text(
                 x, y, f"{cell['ratio_to_raw'][name]:.2f}x", ha="center", va="bottom", fontsize=7
             )
-    ceiling = max(row["requests_per_second"] for row in document["ceiling"])
-    axis.axhline(ceiling, color="black", linestyle="--", linewidth=1, label="emulator ceiling")
     axis.set_xticks(
         [position + width * (len(names) - 1) / 2 for position in range(len(cells))],
         [f"{cell['lanes']} lanes" for cell in cells],
     )
+    return float(max(max(cell[key].values()) for cell in cells))
+
+
+def plot_e2e(document: dict[str, Any], output: Output) -> list[str]:
+    bound = document.get("lane_bound")
+    panels = 2 if bound is not None else 1
+    figure, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.8), squeeze=False)
+    axis = axes[0][0]
+    top = _e2e_bars(axis, document["cells"], "requests_per_second")
+    ceiling = max(row["requests_per_second"] for row in document["ceiling"])
+    axis.axhline(ceiling, color="black", linestyle="--", linewidth=1, label="emulator ceiling")
+    axis.set_title("Zero latency: client CPU-bound", fontsize=10)
     axis.set_ylabel("requests per second (median)")
-    axis.set_title("End-to-end throughput, emulator in another process, zero latency")
-    axis.set_ylim(0, max(ceiling, *(max(c["requests_per_second"].values()) for c in cells)) * 1.15)
-    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
-    return [_save(figure, output, "e2e")]
+    axis.set_ylim(0, max(ceiling, top) * 1.15)
+    handles, labels = axis.get_legend_handles_labels()
+    if bound is not None:
+        # Both lane counts on one scale: each rate over its lanes / mean latency ideal.
+        axis = axes[0][1]
+        _e2e_bars(axis, bound["cells"], "fraction_of_ideal")
+        axis.axhline(1.0, color="black", linestyle=":", linewidth=1.2, label="lanes / mean latency")
+        latency = bound["latency"]
+        axis.set_title(
+            f"{latency['median_ms']:g} ms median latency ({latency['distribution']}, sigma "
+            f"{latency['sigma']:g}): lane-bound",
+            fontsize=10,
+        )
+        axis.set_ylabel("fraction of the ideal, lanes / mean latency (median)")
+        axis.set_ylim(0, 1.15)
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            if label not in labels:  # the ideal's line; the peers are in the legend already
+                handles.append(handle)
+                labels.append(label)
+    figure.suptitle("End-to-end throughput, emulator in another process (label: ratio to raw)")
+    figure.legend(handles, labels, fontsize=7, loc="lower center", ncol=3)
+    return [_save(figure, output, "e2e", rect=(0, 0.1, 1, 1))]
 
 
 def plot_overshoot(document: dict[str, Any], output: Output) -> list[str]:

@@ -48,11 +48,19 @@ DESCRIPTIONS: Final = {
         "end and the next one's start)."
     ),
     "e2e": (
-        "Searches through the real client and pool against the emulator at zero latency, so "
-        "the client's CPU is the bottleneck: the worst case for any overhead. `raw` is N worker "
-        "tasks posting with a plain `aiohttp.ClientSession` and `await response.json()` (no "
-        "models, retries or ledger). The no-pool row separates what the client costs from what "
-        "the pool costs. Every run opens its own session or client (and pool)."
+        "Searches through the real client and pool against the emulator, in two cases. At zero "
+        "latency the client's CPU is the bottleneck, the worst case for any overhead: the client "
+        "does strictly more per request than the raw loop (it validates the options, builds "
+        "typed, frozen models of the page's results, runs each call under its retry policy, "
+        "and in the pool keeps the credit ledger), and the rate falls short of raw by that "
+        "much CPU. With a server latency, the case users live in, throughput is bound by lanes / "
+        "mean latency: that extra CPU overlaps other lanes' waits and shows only as far as it "
+        "delays a lane's next request. `raw` is N worker tasks posting with a plain "
+        "`aiohttp.ClientSession` and `await response.json()` (no models, retries or ledger). "
+        "The no-pool row separates what the client costs from what the pool costs. Every run "
+        "opens its own session or client (and pool) and pays their fixed costs, the pool's "
+        "account read on entry among them: a short lane-bound run feels those, a long batch "
+        "would not."
     ),
     "overshoot": (
         "The job must leave a floor of credits on the account; overshoot is how far the "
