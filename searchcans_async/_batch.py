@@ -153,7 +153,7 @@ class Batch(Generic[T, R]):
         pool._check_open()
         try:
             try:
-                self._remain_before = (await pool.recheck()).remain
+                self._remain_before = (await pool.fresh_account()).remain
             except SearchCansError as error:
                 logger.warning("could not read the account before the batch: %s", error)
             self._preflight()

@@ -50,6 +50,8 @@ DEFAULT_SETTLE_GRACE: Final = 40.0
 # Completions between two looks at the clock for time-based rechecks (reading the
 # clock on every completion would cost more than the rest of the hot path).
 _TIME_CHECK_STRIDE: Final = 8
+# Seconds an account reading stays exact enough to start a batch on, if nothing ran since.
+_FRESH_FOR: Final = 1.0
 
 
 @attrs.frozen
@@ -166,6 +168,7 @@ class LanePool:
         self.emit = on_event if isinstance(on_event, Emitter) else Emitter(on_event)
         self._emitting = bool(self.emit)  # read on the hot path: a plain attribute
         self._account: Account | None = None
+        self._read_at: tuple[float, int] = (-math.inf, 0)  # when, after how many completions
         self._lanes = LaneLimiter(0)
         self._backend: LaneBackend = backend if backend is not None else LocalBackend()
         # The local backend's synchronous fast path, when that is the backend in use.
@@ -226,6 +229,7 @@ class LanePool:
             await self._backend.aclose()  # the pool owns its backend, open or not
             raise
         self._account = account
+        self._read_at = (self.clock.now(), self._completions)
         self._plan = plan
         self._lanes = LaneLimiter(self._plan)
         self._open = True
@@ -413,6 +417,21 @@ class LanePool:
         async with batch:
             await batch.wait()
         return batch.report
+
+    async def fresh_account(self, max_age: float = _FRESH_FOR) -> Account:
+        """The account as last read if nothing ran since and it is recent; else :meth:`recheck`.
+
+        A batch reads the account when it starts (for its report's ``remain_before`` and to
+        re-base the budget); right after the pool opened, that reading is still exact.
+        """
+        read_at, completions = self._read_at
+        if (
+            self._account is not None
+            and completions == self._completions
+            and self.clock.now() - read_at <= max_age
+        ):
+            return self._account
+        return await self.recheck()
 
     async def recheck(self) -> Account:
         """Read the account now (or join the check already running) and re-base on it.
@@ -691,6 +710,7 @@ class LanePool:
             mark, spendable=spendable, current=account.current, lanes=account.concurrent
         )
         self._account = account
+        self._read_at = (self.clock.now(), self._completions)
         if account.concurrent == 0:
             raise NoLanesError("the account's lanes dropped to 0 (concurrent=0)")
         plan = self._plan_for(account)

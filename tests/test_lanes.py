@@ -518,8 +518,23 @@ async def test_a_failed_check_keeps_the_batch_going() -> None:
     async with pool_for(fake, recheck_every=3) as pool:
         fake.fail_reads = ServerError("account endpoint down", http_status=503)
         report = await pool.run_batch(fake.work(), range(30))
+        assert pool.statistics().rechecks >= 9  # every third item, each one failing
     assert report.succeeded == 30
-    assert report.remain_before is None
+    assert report.remain_before == 10_000  # the pool's opening reading, still exact
+    assert report.remain_after is None  # the closing check failed too
+
+
+async def test_a_batch_right_after_opening_reuses_the_opening_reading() -> None:
+    """A batch started on a just-opened pool does not read the account again."""
+    fake = FakeAccount(remain=500)
+    async with pool_for(fake) as pool:
+        assert fake.reads == 1
+        first = await pool.run_batch(fake.work(), range(5))
+        assert fake.reads == 2  # only the closing check
+        second = await pool.run_batch(fake.work(), range(5))
+        assert fake.reads == 3  # nothing ran since the last check: still fresh
+    assert (first.remain_before, first.remain_after) == (500, 495)
+    assert (second.remain_before, second.remain_after) == (495, 490)
 
 
 async def test_a_check_that_finds_the_key_revoked_stops_with_auth() -> None:

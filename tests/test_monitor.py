@@ -191,7 +191,7 @@ async def test_the_library_logs_retries_rebases_resizes_and_stops_without_the_ke
     assert report.stop_reason is StopReason.BUDGET
     messages = [record.getMessage() for record in caplog.records]
     assert any(m.startswith("retrying search after LaneBusyError") for m in messages)
-    assert any(m.startswith("account check: remain 100, spendable 100, 4 lanes") for m in messages)
+    assert any(m.startswith("account check: remain 90, spendable 90, 4 lanes") for m in messages)
     assert "lanes now 2 (lane_busy)" in messages
     assert any(m.startswith("batch stopped (budget): 10 succeeded") for m in messages)
     assert any("10 credits spent" in m for m in messages)
