@@ -204,8 +204,8 @@ class Worker:
 
 
 async def _work(config: dict[str, Any]) -> dict[str, Any]:
-    from searchcans_async import LeaseExpiredError, SearchCans  # noqa: PLC0415
-    from searchcans_async.redis import RedisBackend  # noqa: PLC0415
+    from searchcans_async import LeaseExpiredError, SearchCans  # noqa: PLC0415  # imported where the test needs it
+    from searchcans_async.redis import RedisBackend  # noqa: PLC0415  # imported where the test needs it
 
     backend = RedisBackend.from_url(
         config["redis"],

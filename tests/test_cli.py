@@ -145,7 +145,7 @@ def test_help_lists_every_command() -> None:
 
 def test_version() -> None:
     """--version prints the package version."""
-    from searchcans_async import __version__  # noqa: PLC0415
+    from searchcans_async import __version__  # noqa: PLC0415  # imported where the test needs it
 
     result = invoke(["--version"])
     assert result.exit_code == 0
@@ -181,8 +181,8 @@ def test_main_without_the_cli_extra_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without click or rich: one line naming the extra, exit 2."""
-    import builtins  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import builtins  # noqa: PLC0415  # imported where the test needs it
+    import sys  # noqa: PLC0415  # imported where the test needs it
 
     real_import = builtins.__import__
 
@@ -459,7 +459,7 @@ def test_verbose_logging_never_shows_the_key(
 
 async def test_serve_until_announces_the_url_and_the_key() -> None:
     """The emulator command's loop: announce, serve until told to stop, close."""
-    from searchcans_async._cli.emulator import serve_until  # noqa: PLC0415
+    from searchcans_async._cli.emulator import serve_until  # noqa: PLC0415  # imported where the test needs it
 
     lines: list[str] = []
     stop, ready = asyncio.Event(), asyncio.Event()
@@ -482,8 +482,8 @@ async def test_serve_until_announces_the_url_and_the_key() -> None:
 
 async def test_serve_until_reports_a_port_in_use() -> None:
     """A port already taken: one line, exit 7."""
-    from searchcans_async._cli.emulator import serve_until  # noqa: PLC0415
-    from searchcans_async._cli.errors import CliError  # noqa: PLC0415
+    from searchcans_async._cli.emulator import serve_until  # noqa: PLC0415  # imported where the test needs it
+    from searchcans_async._cli.errors import CliError  # noqa: PLC0415  # imported where the test needs it
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -504,9 +504,9 @@ def test_the_emulator_command_refuses_an_unknown_fault() -> None:
 
 def test_the_emulator_command_stops_on_sigint() -> None:
     """In-process: the command serves on the port asked for and exits 0 on SIGINT."""
-    import os  # noqa: PLC0415
-    import signal  # noqa: PLC0415
-    import time  # noqa: PLC0415
+    import os  # noqa: PLC0415  # imported where the test needs it
+    import signal  # noqa: PLC0415  # imported where the test needs it
+    import time  # noqa: PLC0415  # imported where the test needs it
 
     port = free_port()
 

@@ -111,7 +111,7 @@ async def test_ctrl_c_finishes_the_work_in_flight_and_resume_completes(
                 await asyncio.sleep(0.01)
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(_DEADLINE):
-            while "stopping" not in (await process.stderr.readline()).decode():  # type: ignore[union-attr]
+            while "stopping" not in (await process.stderr.readline()).decode():  # type: ignore[union-attr]  # the pipe exists: the process was started with PIPE
                 pass
         emu.resume()
         async with asyncio.timeout(_DEADLINE):
@@ -135,7 +135,7 @@ async def test_the_emulator_command_serves_until_interrupted(tmp_path: Path) -> 
         settings: dict[str, str] = {}
         async with asyncio.timeout(_DEADLINE):
             while "SEARCHCANS_API_KEY" not in settings:
-                line = (await process.stdout.readline()).decode()  # type: ignore[union-attr]
+                line = (await process.stdout.readline()).decode()  # type: ignore[union-attr]  # the pipe exists: the process was started with PIPE
                 assert line, "the emulator exited early"
                 name, _, value = line.removeprefix("export ").strip().partition("=")
                 settings[name] = value

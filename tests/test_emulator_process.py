@@ -260,7 +260,7 @@ def test_the_fixture_refuses_non_dict_parameters() -> None:
     from searchcans_async.testing import pytest_plugin  # noqa: PLC0415 - registered by now
 
     with pytest.raises(TypeError, match="dicts of Emulator arguments"):
-        pytest_plugin._options(request)  # type: ignore[arg-type]
+        pytest_plugin._options(request)  # type: ignore[arg-type]  # a minimal stand-in for pytest's request
 
 
 async def test_the_factory_builds_several_emulators(

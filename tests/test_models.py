@@ -603,7 +603,7 @@ def test_results_and_len_follow_the_engines_main_list(engine: str, field: str) -
     """`results` and len() use the engine's own list, so a news answer is not empty."""
     items = ({"title": "a"}, {"title": "b"}, {"title": "c"})
     if field == "organic":
-        items = tuple(OrganicResult(title=x["title"]) for x in items)  # type: ignore[assignment]
+        items = tuple(OrganicResult(title=x["title"]) for x in items)  # type: ignore[assignment]  # organic items are OrganicResult, not dicts
     result = SearchResult(query="q", engine=engine, **{field: items})
     assert result.results == items
     assert len(result) == 3
@@ -625,7 +625,7 @@ _field_values = st.one_of(
 def test_the_fast_organic_hook_follows_the_generated_rules(item: dict[str, Any]) -> None:
     """The hand-written hot path for organic results accepts and builds exactly what the
     generated (explaining) converter does, so the two can never drift apart."""
-    from searchcans_async._convert import _converter, _explainer  # noqa: PLC0415
+    from searchcans_async._convert import _converter, _explainer  # noqa: PLC0415  # imported where the test needs it
 
     def build(converter: Any) -> Any:
         try:

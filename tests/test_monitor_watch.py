@@ -53,7 +53,7 @@ class Script:
 
 
 def watch_for(source: Callable[[], object], clock: VirtualClock, **options: object) -> AccountWatch:
-    return AccountWatch(source, clock=clock, **options)  # type: ignore[arg-type]
+    return AccountWatch(source, clock=clock, **options)  # type: ignore[arg-type]  # the script source is duck-typed, as the watch allows
 
 
 async def test_the_burn_rate_follows_the_remain_over_the_window(clock: VirtualClock) -> None:
@@ -294,7 +294,7 @@ async def test_the_watch_reads_the_emulator_and_sees_a_drain(
 def test_nonsense_options_are_refused(options: dict[str, float], message: str) -> None:
     """Each bad option says what is wrong."""
     with pytest.raises(ValueError, match=message):
-        AccountWatch(Script([1]), **options)  # type: ignore[arg-type]
+        AccountWatch(Script([1]), **options)  # type: ignore[arg-type]  # deliberately the wrong type, to test the refusal
 
 
 def test_durations_read_like_a_human_wrote_them() -> None:
