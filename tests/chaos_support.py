@@ -453,7 +453,7 @@ async def _run(sc: Scenario, result: RunResult) -> None:
                 _subject.set(item.subject)
                 if item.kind == "search":
                     return await client.search(item.subject, pages=item.size)
-                return await client.read(item.subject, proxy=item.size)  # type: ignore[arg-type]
+                return await client.read(item.subject, proxy=item.size)  # type: ignore[arg-type]  # the chaos item's size is a valid proxy tier (0-3)
 
             async with asyncio.TaskGroup() as batches:
                 for run in result.batches:

@@ -39,7 +39,7 @@ async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[Callable
         if request.param == "local":
             backend = LocalBackend()
         else:
-            from searchcans_async.redis import RedisBackend  # noqa: PLC0415
+            from searchcans_async.redis import RedisBackend  # noqa: PLC0415  # imported where the test needs it
 
             server: RedisServer = request.getfixturevalue("redis_server")
             backend = RedisBackend.from_url(
@@ -252,7 +252,7 @@ async def test_redis_keeps_the_in_process_ledgers_rules(
     redis_server: RedisServer, seed: int
 ) -> None:
     """The same random operations give the same credit figures on both backends."""
-    from searchcans_async.redis import RedisBackend  # noqa: PLC0415
+    from searchcans_async.redis import RedisBackend  # noqa: PLC0415  # imported where the test needs it
 
     local = await opened(LocalBackend(), spendable=200, cap=150 if seed % 2 else None)
     shared = await opened(

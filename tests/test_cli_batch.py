@@ -562,7 +562,7 @@ def test_the_demo_stops_at_the_budget_resumes_and_proves_it(tmp_path: Path) -> N
 
 def test_the_demo_plan_has_distinct_queries_and_a_budget_that_runs_out() -> None:
     """Past 400 items the queries stay distinct; the credits cover about 60 % of the cost."""
-    from searchcans_async._cli.demo import DemoOptions, _plan  # noqa: PLC0415
+    from searchcans_async._cli.demo import DemoOptions, _plan  # noqa: PLC0415  # imported where the test needs it
 
     plan = _plan(DemoOptions(items=450))
     assert len(set(plan.queries)) == len(plan.lines) == 450
@@ -572,7 +572,7 @@ def test_the_demo_plan_has_distinct_queries_and_a_budget_that_runs_out() -> None
 
 def test_the_demo_check_fails_loudly_on_a_double_charge(tmp_path: Path) -> None:
     """The final check reports an item charged twice, or an output line missing."""
-    from searchcans_async._cli.demo import DemoOptions, _check, _plan  # noqa: PLC0415
+    from searchcans_async._cli.demo import DemoOptions, _check, _plan  # noqa: PLC0415  # imported where the test needs it
 
     plan = _plan(DemoOptions(items=10))
     out = write_lines(tmp_path / "out.jsonl", [{"line": 1, "subject": "x", "ok": True}])

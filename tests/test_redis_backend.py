@@ -105,7 +105,7 @@ async def make(redis_server: RedisServer) -> AsyncIterator[Callable[..., Any]]:
         )
         return backend
 
-    make_backend.account = account  # type: ignore[attr-defined]
+    make_backend.account = account  # type: ignore[attr-defined]  # the fixture tells tests which account it made
     yield make_backend
     for item in made:
         await item.aclose()
@@ -530,7 +530,7 @@ async def test_lost_state_stops_the_work_with_a_clear_error(
 
 def test_the_redis_modules_public_names_are_pinned() -> None:
     """searchcans_async.redis exports exactly these names, each documented."""
-    import searchcans_async.redis as public  # noqa: PLC0415
+    import searchcans_async.redis as public  # noqa: PLC0415  # imported where the test needs it
 
     assert public.__all__ == ["RedisBackend", "RedisBackendError", "open_backend"]
     assert public.__doc__
