@@ -368,22 +368,9 @@ class Batch(Generic[T, R]):
                 if pool._emitting:
                     pool._item_finished(cost, None)
             self._succeeded += 1
-            outcome = new_outcome(Outcome, (index, item, result, None))
-            if sink is not None:
-                try:
-                    sink(outcome)
-                except Exception as error:  # noqa: BLE001  # the sink's failure stops the batch
-                    self._unconsumed.append(outcome)
-                    self._stop(StopReason.ERROR, error)
-            elif self._consumer_gone:
-                self._unconsumed.append(outcome)
-            else:
-                buffer.append(outcome)
-                ready = self._ready
-                if ready is not None and not ready.done():
-                    ready.set_result(None)
-                if len(buffer) >= self._buffer_size:
-                    await self._wait_for_space()
+            self._deliver_nowait(new_outcome(Outcome, (index, item, result, None)))
+            if sink is None and len(buffer) >= self._buffer_size:
+                await self._wait_for_space()
 
     def _input_ended(self) -> None:
         """The input has no more items: nothing new is read; work in flight finishes."""
