@@ -196,12 +196,20 @@ class Batch(Generic[T, R]):
         else:
             self._stop(StopReason.CANCELLED, None)
         tg, self._tg = self._tg, None
+        escaped: BaseException | None = None
         try:
             if tg is not None:
-                await tg.__aexit__(exc_type, exc, traceback)
+                try:
+                    await tg.__aexit__(exc_type, exc, traceback)
+                except BaseExceptionGroup as group:  # our TaskGroup's wrapping, not the user's
+                    escaped = _unwrap(group, exc)
         finally:
             self._pool._batches.discard(self)
-            await self._finish(cancelled=exc is not None)
+            await self._finish(cancelled=exc is not None or escaped is not None)
+        if escaped is not None:
+            # The caller gets exactly what was raised (in the block, or a BaseException
+            # from fn), as asyncio.timeout and aiometer do: the group is our TaskGroup's.
+            raise escaped
 
     def __aiter__(self) -> Self:
         return self
@@ -619,6 +627,18 @@ def _drop_locals(error: BaseException) -> None:
         seen.add(id(current))
         traceback.clear_frames(current.__traceback__)
         current = current.__cause__ or current.__context__
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException], own: BaseException | None) -> BaseException:
+    """The one exception to raise for what the batch's TaskGroup grouped.
+
+    The block's own exception if it is there; else the first that is not a cancellation
+    (a worker re-raises only BaseExceptions from ``fn``: KeyboardInterrupt, SystemExit, ...).
+    """
+    errors = group.exceptions
+    if own is not None and any(error is own for error in errors):
+        return own
+    return next((e for e in errors if not isinstance(e, asyncio.CancelledError)), errors[0])
 
 
 def _iterate(
