@@ -242,15 +242,32 @@ class LanePool:
         )
 
     async def aclose(self) -> None:
-        """Stop taking work and wait for the background account check. Idempotent."""
+        """Stop taking work, stop the batches still running, close the backend. Idempotent.
+
+        A batch still running in another task stops with reason ``cancelled``: its work in
+        flight is cancelled (counted as possibly charged until settled) and nothing new
+        starts; closing waits until its workers have given their lanes back.
+        """
         if self._halted is None and self._open:
             self._halted = StopReason.CANCELLED
         self._open = False
+        await self._stop_batches()
         task, self._recheck_task = self._recheck_task, None
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await self._backend.aclose()
+
+    async def _stop_batches(self) -> None:
+        """Cancel the batches still running and wait for their workers (not our own)."""
+        me = asyncio.current_task()
+        waits = []
+        for batch in list(self._batches):
+            batch.stop(cancel=True)
+            if me not in batch._tasks:  # closed from inside one of its own items
+                waits.append(batch.wait())
+        if waits:
+            await asyncio.gather(*waits)
 
     def stop(self, *, cancel: bool = False) -> None:
         """Stop every running batch: nothing new starts; in-flight work finishes.
