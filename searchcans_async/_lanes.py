@@ -530,8 +530,14 @@ class LanePool:
             await backend.wait_for_change()
 
     async def _last_chance(self, cost: int, credits: CreditState) -> None:
-        """Before refusing, read the account once: credits added, doubts settled."""
-        if self._completions == self._completions_at_recheck and self._rechecks:
+        """Before refusing, read the account once: credits added, doubts settled.
+
+        A reading is worth making if work finished since the last check, or if the last
+        check started ``recheck_interval`` ago or more (so a long-lived pool sees a top-up);
+        otherwise the refusal stands without a request, which rate-limits account reads.
+        """
+        stale = self.clock.now() >= self._next_recheck_time  # inf without an interval
+        if self._completions == self._completions_at_recheck and self._rechecks and not stale:
             raise CreditsExhausted(needed=cost, available=credits.left)
         try:
             await self.recheck()
