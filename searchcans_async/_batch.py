@@ -92,6 +92,9 @@ class Batch(Generic[T, R]):
         self._space: asyncio.Future[None] | None = None
         self._done: asyncio.Future[None] | None = None
         self._pull_lock = asyncio.Lock()
+        # The worker waiting on the async input's anext(), and whether a stop cancelled it.
+        self._pulling: asyncio.Task[Any] | None = None
+        self._pull_cancelled = False
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._workers = 0
@@ -408,16 +411,46 @@ class Batch(Generic[T, R]):
             return _END
         if self._aiterator is None:
             return self._next_sync()
+        task = self._pulling = asyncio.current_task()
         try:
             item = await anext(self._aiterator)
         except StopAsyncIteration:
             self._input_ended()
             return _END
+        except asyncio.CancelledError:
+            if self._stop_cancelled_pull(task):
+                return _END  # a stop cancelled the wait: the input ends here
+            raise
         except Exception as error:  # noqa: BLE001  # the input's failure stops the batch, reported
             self._input_failed(error)
             return _END
+        finally:
+            self._pulling = None
         self._read += 1
+        self._stop_cancelled_pull(task)  # the input swallowed the cancellation and yielded
+        if self._stop_reason is not None:
+            # Stopped while the input produced it: read, but nothing starts after a stop.
+            self._not_started.append((self._read - 1, item))
+            return _END
         return item
+
+    def _stop_cancelled_pull(self, task: asyncio.Task[Any] | None) -> bool:
+        """Take back the cancellation a stop sent to ``task``'s anext(); True: only ours."""
+        if not self._pull_cancelled or task is None:
+            return False
+        self._pull_cancelled = False
+        return task.uncancel() == 0
+
+    def _cancel_pull(self) -> None:
+        """A stop: cancel the anext() a worker waits on, so no input item starts after it.
+
+        Not from inside the input itself (the item it yields is then not started).
+        """
+        pulling = self._pulling
+        if pulling is not None and not self._pull_cancelled:
+            if pulling is not asyncio.current_task():
+                self._pull_cancelled = True
+                pulling.cancel()
 
     def _cost_of(self, index: int, item: Any) -> int | None:
         """The item's cost, or ``None`` when there is no item or its cost is unusable."""
@@ -523,6 +556,8 @@ class Batch(Generic[T, R]):
             self._stop_reason = reason
             self._stop_error = error
         self._running = False
+        if self._pulling is not None:
+            self._cancel_pull()
 
     def _pool_halted(self) -> None:
         halted = self._pool._halted
