@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import dis
+import inspect
 import logging
-import traceback
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar
 
@@ -22,7 +24,7 @@ from ._report import BatchReport, Outcome, StopReason
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from types import TracebackType
+    from types import FrameType, TracebackType
 
     from ._lanes import LanePool
 
@@ -34,6 +36,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _END: Final[Any] = object()
+# Code flags of frames that a generator or coroutine owns (and may resume later).
+_RESUMABLE: Final = (
+    inspect.CO_GENERATOR
+    | inspect.CO_COROUTINE
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
+)
+_YIELD_VALUE: Final = dis.opmap["YIELD_VALUE"]
 
 
 class Batch(Generic[T, R]):
@@ -411,9 +421,12 @@ class Batch(Generic[T, R]):
             return _END
         if self._aiterator is None:
             return self._next_sync()
+        return await self._next_async(self._aiterator)
+
+    async def _next_async(self, aiterator: AsyncIterator[T]) -> Any:
         task = self._pulling = asyncio.current_task()
         try:
-            item = await anext(self._aiterator)
+            item = await anext(aiterator)
         except StopAsyncIteration:
             self._input_ended()
             return _END
@@ -447,10 +460,13 @@ class Batch(Generic[T, R]):
         Not from inside the input itself (the item it yields is then not started).
         """
         pulling = self._pulling
-        if pulling is not None and not self._pull_cancelled:
-            if pulling is not asyncio.current_task():
-                self._pull_cancelled = True
-                pulling.cancel()
+        if (
+            pulling is not None
+            and not self._pull_cancelled
+            and pulling is not asyncio.current_task()
+        ):
+            self._pull_cancelled = True
+            pulling.cancel()
 
     def _cost_of(self, index: int, item: Any) -> int | None:
         """The item's cost, or ``None`` when there is no item or its cost is unusable."""
@@ -654,14 +670,38 @@ def _drop_locals(error: BaseException) -> None:
 
     The report keeps every failed item's error; with its frames' locals that is several
     kilobytes an item, which a long job multiplies. The traceback itself (files, lines,
-    functions) stays, so it still prints; frames still running are left alone.
+    functions) stays, so it still prints. Only frames that finished are cleared: a frame
+    still running refuses, and a paused generator or coroutine (one that raised and caught
+    the error, say a dispatcher task handing it over with ``set_exception``) is left alone,
+    since clearing its frame would finalize it (Python 3.11 and 3.12 do that silently).
     """
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)
+        tb = current.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if not _paused(frame):
+                with contextlib.suppress(RuntimeError):  # a frame still executing
+                    frame.clear()
+            tb = tb.tb_next
         current = current.__cause__ or current.__context__
+
+
+def _paused(frame: FrameType) -> bool:
+    """Whether ``frame`` belongs to a generator or coroutine that may still resume.
+
+    Such a frame is suspended at a ``YIELD_VALUE`` (every ``yield`` and ``await``); a
+    finished one stopped at its ``return`` or where the error left it. Python offers no
+    public test before 3.14 (``frame.f_generator``); from 3.13 ``clear()`` refuses
+    suspended frames itself, and this check agrees with it.
+    """
+    code = frame.f_code
+    if not code.co_flags & _RESUMABLE:
+        return False
+    lasti = frame.f_lasti
+    return lasti < 0 or code.co_code[lasti] == _YIELD_VALUE
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException], own: BaseException | None) -> BaseException:
