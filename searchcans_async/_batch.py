@@ -286,6 +286,7 @@ class Batch(Generic[T, R]):
         # a client find it in this task's context.
         lane = Lane(pool, 0)
         current_lane.set(lane)
+        task = asyncio.current_task()
         ledger = local.ledger if local is not None else None
         reserve_now = ledger.reserve if ledger is not None else _never
         sink = self._sink
@@ -362,9 +363,11 @@ class Batch(Generic[T, R]):
             # Run it.
             lane.reserved = cost
             lane.calls = lane.covered = lane.committed = lane.possibly_charged = 0
+            lane.holder = task  # lane() / run() nested in fn run in this lane
             try:
                 result = await fn(item)
             except BaseException as error:
+                lane.holder = None
                 await pool._give_back(lane, error)
                 self._committed += lane.committed
                 self._possibly_charged += lane.possibly_charged
@@ -372,6 +375,7 @@ class Batch(Generic[T, R]):
                 if not isinstance(error, Exception):
                     raise
                 continue
+            lane.holder = None
             if lane.calls or ledger is None or lane.permit is not None:
                 if not pool._give_back_now(lane, None):
                     await pool._give_back(lane, None)

@@ -295,3 +295,64 @@ async def test_a_pool_never_overspends_on_either_backend(
     assert fake.charged == 2 * report.succeeded == report.credits_committed
     assert fake.peak_in_flight <= 3
     assert len(buckets(report)) == report.items_read
+
+
+async def test_nested_lanes_run_in_the_held_lane_on_either_backend(
+    make_backend: Callable[[], LaneBackend],
+) -> None:
+    """lane() nested in batch items, every lane held: no hang, credits counted once."""
+    fake = FakeAccount(remain=1_000, concurrent=2)
+    pool = LanePool(
+        fake,
+        budget=9,
+        recheck_every=None,
+        recheck_interval=None,
+        settle_grace=0.0,
+        clock=VirtualClock(),
+        backend=make_backend(),
+    )
+
+    async def item(index: int) -> int:
+        async with pool.lane(cost=2):  # one more than the item reserved: the lane grows
+            await asyncio.sleep(0)
+            fake.charge(2)
+        return index
+
+    async with pool, asyncio.timeout(10):  # a guard against the hang, not a timing test
+        report = await pool.run_batch(item, range(10), cost=1)
+        stats = pool.statistics()
+    assert report.stop_reason is StopReason.BUDGET
+    assert report.succeeded == 4
+    assert report.credits_committed == 8 == fake.charged
+    assert (stats.in_flight, stats.reserved) == (0, 0)
+
+
+async def test_closing_a_pool_stops_its_batch_on_either_backend(
+    make_backend: Callable[[], LaneBackend],
+) -> None:
+    """Closing the pool under a running batch: cancelled, every lane given back first."""
+    fake = FakeAccount(remain=1_000, concurrent=2)
+    gate = asyncio.Event()
+
+    async def item(index: int) -> int:
+        await gate.wait()
+        return index
+
+    pool = LanePool(
+        fake,
+        recheck_every=None,
+        recheck_interval=None,
+        clock=VirtualClock(),
+        backend=make_backend(),
+    )
+    async with asyncio.timeout(10):  # a guard against the hang, not a timing test
+        async with pool:
+            running = asyncio.create_task(pool.run_batch(item, range(10)))
+            for _ in range(200):
+                if pool.statistics().in_flight == 2:
+                    break
+                await asyncio.sleep(0)
+        report = await running
+    assert report.stop_reason is StopReason.CANCELLED
+    assert report.succeeded == 0
+    assert (pool.statistics().in_flight, pool.statistics().reserved) == (0, 0)

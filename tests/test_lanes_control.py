@@ -155,7 +155,8 @@ async def test_a_batch_item_that_calls_pool_run_runs_in_its_own_lane(emulator: E
     # Each search counted once: committed once, charged once by the server.
     assert report.credits_committed == 7 == emulator.stats().charged
     assert stats.committed == 7
-    assert stats.peak_in_flight == 3 == emulator.stats().peak_in_flight
+    assert stats.peak_in_flight <= 3
+    assert emulator.stats().peak_in_flight <= 3
     assert (stats.in_flight, stats.reserved) == (0, 0)
 
 
@@ -194,14 +195,15 @@ async def test_a_nested_block_without_client_calls_is_charged_its_cost() -> None
 
 
 async def test_a_nested_lane_is_refused_when_the_budget_cannot_cover_it() -> None:
-    """A nested lane reserves its cost in the held lane: past the budget, CreditsExhausted."""
+    """A nested lane draws on the held lane's reservation, then the budget; past it, refused."""
     fake = FakeAccount(remain=100, concurrent=1)
     async with pool_for(fake, budget=3) as pool, asyncio.timeout(GUARD):
         async with pool.lane(cost=2):
+            await pool.run(asyncio.sleep, 0, cost=3)  # 2 held + 1 more from the budget
             with pytest.raises(CreditsExhausted):
-                await pool.run(asyncio.sleep, 0, cost=2)
+                await pool.run(asyncio.sleep, 0, cost=1)  # nothing left
         stats = pool.statistics()
-    assert (stats.committed, stats.reserved, stats.in_flight) == (2, 0, 0)
+    assert (stats.committed, stats.reserved, stats.in_flight) == (3, 0, 0)
 
 
 # -- item 7: a refusal rechecks the account once it is old enough ------------------------------
