@@ -18,13 +18,14 @@ lanes the order in which concurrent requests arrive may still differ between run
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import random
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lanes_support import buckets
@@ -153,6 +154,15 @@ class Scenario:
     break_after: int
     fail_fast: bool
     latency: float
+    # An async input that stalls (waits forever) after this many items of each batch's
+    # input, after asking for a stop (``stall_stop``: "stop", or "stop_cancel" with
+    # cancel=True); None: it never stalls.
+    stall_at: int | None = None
+    stall_stop: str = "stop"
+    # How item errors reach the pool: as raised, or relayed by a user-owned generator or
+    # dispatcher task (each raises and catches the error, so its own suspended frame is in
+    # the error's traceback: the pool must not finalize it).
+    relay: str = "none"
 
     @property
     def total_cost(self) -> int:
@@ -169,7 +179,10 @@ class Scenario:
         return (self.items,)
 
     def change_kinds(self) -> set[str]:
-        return {change.kind for change in self.changes}
+        kinds = {change.kind for change in self.changes}
+        if self.stall_at is not None:
+            kinds.add(self.stall_stop)
+        return kinds
 
     def declared_cost(self, item: Item) -> int:
         if self.declared == "understated":
@@ -199,7 +212,8 @@ class Scenario:
             f"opt_in={self.opt_in} deadline={self.deadline} recheck_every={self.recheck_every} "
             f"interval={self.recheck_interval} grace={self.settle_grace} mode={self.mode}"
             f"/{self.break_after} source={self.source} fail_fast={self.fail_fast} "
-            f"latency={self.latency} "
+            f"latency={self.latency} stall_at={self.stall_at}/{self.stall_stop} "
+            f"relay={self.relay} "
             f"changes={list(self.changes)} endpoints={self.fault_endpoints} faults={faults}"
         )
 
@@ -298,7 +312,7 @@ def make_scenario(seed: int) -> Scenario:
     if with_account_faults:
         script.pop(1, None)  # the pool's opening read must succeed for there to be a batch
     mode = rng.choices(["run_batch", "map", "map_break", "twin"], weights=[40, 35, 15, 10])[0]
-    return Scenario(
+    scenario = Scenario(
         seed=seed,
         lanes=lanes,
         # About half the runs are limited by credits, a budget or a key's quota.
@@ -327,6 +341,21 @@ def make_scenario(seed: int) -> Scenario:
         fail_fast=rng.random() < 0.1,
         latency=0.0 if slow or rng.random() < 0.8 else 0.001,
     )
+    control = random.Random(f"control {seed}")
+    return replace(scenario, **_draw_control(control, len(items), scenario.source == "async"))
+
+
+def _draw_control(rng: random.Random, n_items: int, async_source: bool) -> dict[str, Any]:
+    """Stalling async inputs (then a stop) and errors relayed by user-owned code.
+
+    Drawn from their own generator, so the rest of a seed's scenario is unchanged.
+    """
+    control: dict[str, Any] = {}
+    if async_source and rng.random() < 0.25:
+        control["stall_at"] = rng.randint(0, n_items)
+        control["stall_stop"] = rng.choice(["stop", "stop", "stop_cancel"])
+    control["relay"] = rng.choices(["none", "generator", "dispatcher"], weights=[80, 10, 10])[0]
+    return control
 
 
 @dataclass
@@ -336,6 +365,7 @@ class BatchRun:
     items: tuple[Item, ...]
     report: BatchReport[Item] | None = None
     delivered: list[Outcome[Item, Any]] = field(default_factory=list)
+    stalled: bool = False  # its input reached the stall
 
 
 @dataclass
@@ -355,6 +385,7 @@ class RunResult:
     initial_remain: int = 0
     lanes_seen: set[int] = field(default_factory=set)
     applied: list[Change] = field(default_factory=list)
+    relay_alive: bool | None = None  # the relaying generator or task, still alive after the run
     leftover_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
     loop_errors: list[str] = field(default_factory=list)
@@ -447,7 +478,9 @@ async def _run(sc: Scenario, result: RunResult) -> None:
         ):
             result.budget_at_open = pool.statistics().budget_left
 
-            async def work(item: Item) -> SearchResult | ReaderPage:
+            relay = Relay(sc.relay)
+
+            async def call(item: Item) -> SearchResult | ReaderPage:
                 for change in changes.pop(item.index, ()):
                     _apply(change, emu, result, pool, holder[0] if holder else None)
                 _subject.set(item.subject)
@@ -455,9 +488,20 @@ async def _run(sc: Scenario, result: RunResult) -> None:
                     return await client.search(item.subject, pages=item.size)
                 return await client.read(item.subject, proxy=item.size)  # type: ignore[arg-type]  # the chaos item's size is a valid proxy tier (0-3)
 
-            async with asyncio.TaskGroup() as batches:
-                for run in result.batches:
-                    batches.create_task(_consume(sc, run, pool, work, holder))
+            async def work(item: Item) -> SearchResult | ReaderPage:
+                try:
+                    return await call(item)
+                except Exception as error:  # relayed, then raised as it was
+                    raise await relay.hand_back(error)  # noqa: B904  # the same error object
+
+            relay.start()
+            try:
+                async with asyncio.TaskGroup() as batches:
+                    for run in result.batches:
+                        batches.create_task(_consume(sc, run, pool, work, holder, result))
+                result.relay_alive = relay.alive()
+            finally:
+                await relay.stop()
             result.pool_after = pool.statistics()
             result.pool_stop = pool.stop_reason
     result.stats = emu.stats()
@@ -465,16 +509,92 @@ async def _run(sc: Scenario, result: RunResult) -> None:
     result.charges = emu.charges_by_subject()
 
 
-def _source(sc: Scenario, items: tuple[Item, ...]) -> Iterable[Item] | AsyncIterable[Item]:
+class Relay:
+    """User-owned code that hands item errors back: a generator, or a dispatcher task.
+
+    Each raises the error and catches it again in its own frame (so that frame, still
+    suspended afterwards, is in the error's traceback), then hands it back unchanged.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._generator = self._relaying() if kind == "generator" else None
+        if self._generator is not None:
+            next(self._generator)
+        self._queue: asyncio.Queue[tuple[Exception, asyncio.Future[Exception]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _relaying() -> Any:
+        error = yield None
+        while True:
+            try:
+                raise error
+            except Exception as caught:  # caught to be handed back as it is
+                error = yield caught
+
+    async def _dispatch(self) -> None:
+        while True:
+            error, waiter = await self._queue.get()
+            try:
+                raise error
+            except Exception as caught:  # handed back through the future
+                waiter.set_exception(caught)
+
+    def start(self) -> None:
+        if self.kind == "dispatcher":
+            self._task = asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def hand_back(self, error: Exception) -> Exception:
+        if self._generator is not None:
+            relayed: Exception = self._generator.send(error)
+            return relayed
+        if self._task is not None:
+            waiter: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+            await self._queue.put((error, waiter))
+            try:
+                await waiter
+            except Exception as caught:  # the dispatcher answers with the error
+                return caught
+        return error
+
+    def alive(self) -> bool | None:
+        if self._generator is not None:
+            return inspect.getgeneratorstate(self._generator) == inspect.GEN_SUSPENDED
+        if self._task is not None:
+            return not self._task.done()
+        return None
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._generator is not None:
+            self._generator.close()
+
+
+def _source(
+    sc: Scenario, run: BatchRun, stop: Callable[[], None]
+) -> Iterable[Item] | AsyncIterable[Item]:
+    items = run.items
     if sc.source == "list":
         return items
     if sc.source == "generator":
         return (item for item in items)
 
     async def generate() -> AsyncIterator[Item]:
-        for item in items:
+        for position, item in enumerate(items):
+            if position == sc.stall_at:
+                break
             await asyncio.sleep(0)
             yield item
+        if sc.stall_at is None:
+            return
+        # Stall: ask for a stop (as a signal handler or another task would), then wait
+        # for an item that never comes; the stop must cancel this wait.
+        run.stalled = True
+        asyncio.get_running_loop().call_soon(stop)
+        await asyncio.Event().wait()
 
     return generate()
 
@@ -485,8 +605,17 @@ async def _consume(
     pool: LanePool,
     work: Callable[[Item], Awaitable[Any]],
     holder: list[Any],
+    result: RunResult,
 ) -> None:
-    source = _source(sc, run.items)
+    def stop() -> None:
+        kind = sc.stall_stop
+        result.applied.append(Change(-1, kind))
+        if kind == "stop" and holder:
+            holder[0].stop()
+        else:
+            pool.stop(cancel=kind == "stop_cancel")
+
+    source = _source(sc, run, stop)
     try:
         if sc.mode in ("run_batch", "twin"):
             run.report = await pool.run_batch(
@@ -539,6 +668,7 @@ def _check(result: RunResult) -> None:
     reports = _reports(result)
     assert stats is not None
     _check_hygiene(result)
+    _check_control(result, reports)
     for run in result.batches:
         _check_buckets(sc, run)
     records = _records_by_subject(result)
@@ -560,6 +690,17 @@ def _check(result: RunResult) -> None:
     _check_credits(sc, reports, stats, result)
     _check_lanes(sc, stats, result)
     _check_stop(sc, reports, result)
+
+
+def _check_control(result: RunResult, reports: list[BatchReport[Item]]) -> None:
+    sc = result.scenario
+    if sc.relay != "none":
+        assert result.relay_alive, f"the user's {sc.relay} relaying errors was finalized"
+    if sc.stall_at is not None:
+        for run, report in zip(result.batches, reports, strict=True):
+            assert report.items_read <= sc.stall_at, f"read past the stall: {report!r}"
+            if run.stalled:  # the input never ended: a stop, not its end, stopped the batch
+                assert report.stop_reason is not StopReason.COMPLETED, f"stalled: {report!r}"
 
 
 def _check_hygiene(result: RunResult) -> None:

@@ -70,6 +70,11 @@ def test_the_fixed_seeds_draw_from_the_whole_fault_matrix() -> None:
     assert {sc.source for sc in scenarios} == {"list", "generator", "async"}
     assert {sc.declared for sc in scenarios} == {"honest", "understated", "overstated"}
     assert sum("account" in sc.fault_endpoints for sc in scenarios) >= 150
+    stalls = Counter(sc.stall_stop for sc in scenarios if sc.stall_at is not None)
+    assert set(stalls) == {"stop", "stop_cancel"}
+    assert sum(stalls.values()) >= 40
+    relays = Counter(sc.relay for sc in scenarios)
+    assert min(relays["generator"], relays["dispatcher"]) >= 60
 
 
 def _scripted(*, opt_in: bool) -> Scenario:
@@ -108,6 +113,8 @@ def _scripted(*, opt_in: bool) -> Scenario:
         source="list",
         fail_fast=False,
         latency=0.0,
+        stall_at=None,
+        relay="none",
     )
 
 
