@@ -259,12 +259,19 @@ class LanePool:
         await self._backend.aclose()
 
     async def _stop_batches(self) -> None:
-        """Cancel the batches still running and wait for their workers (not our own)."""
+        """Cancel the batches still running and wait for their workers.
+
+        Closed from inside one of a batch's own items, that item is neither cancelled
+        nor waited for (it would wait for itself); the batch's other work is.
+        """
         me = asyncio.current_task()
         waits = []
         for batch in list(self._batches):
-            batch.stop(cancel=True)
-            if me not in batch._tasks:  # closed from inside one of its own items
+            batch.stop()
+            for task in list(batch._tasks):
+                if task is not me:
+                    task.cancel()
+            if me not in batch._tasks:
                 waits.append(batch.wait())
         if waits:
             await asyncio.gather(*waits)

@@ -379,3 +379,22 @@ async def test_closing_the_pool_stops_a_batch_running_in_another_task() -> None:
     assert report.succeeded == 0
     assert set(buckets(report)) == set(range(report.items_read))
     assert pool.statistics().in_flight == 0
+
+
+async def test_closing_the_pool_from_inside_an_item_neither_hangs_nor_cancels_it() -> None:
+    """An item that closes its own pool finishes; the batch stops, cancelled."""
+    fake = FakeAccount(concurrent=2)
+    pool = pool_for(fake)
+
+    async def work(item: int) -> int:
+        if item == 1:
+            await pool.aclose()
+        await asyncio.sleep(0)
+        return item
+
+    async with pool, asyncio.timeout(GUARD):
+        report = await pool.run_batch(work, range(10))
+    assert report.stop_reason is StopReason.CANCELLED
+    assert 1 not in {outcome.index for outcome in report.failed}
+    assert set(buckets(report)) == set(range(report.items_read))
+    assert report.items_read < 10
