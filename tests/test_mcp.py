@@ -182,6 +182,27 @@ async def test_a_bad_key_is_a_clear_tool_error(emulator: Emulator, tmp_path: Pat
     assert emulator.stats().charged == 0
 
 
+async def test_a_server_that_could_not_open_its_pool_opens_it_on_the_next_call(
+    emulator: Emulator, canary_key: str, tmp_path: Path
+) -> None:
+    """The key inactive at start: calls say so; once active again, the next call runs."""
+    emulator.set_key_active(canary_key, False)
+    async with asyncio.timeout(_DEADLINE):
+        async with mcp_session(
+            emulator, canary_key, tmp_path / "err.log", "--budget", "4"
+        ) as session:
+            refused = await session.call_tool("search", {"query": "while inactive"})
+            emulator.set_key_active(canary_key, True)
+            found = await session.call_tool("search", {"query": "once active"})
+            state = await session.call_tool("account", {})
+    assert refused.is_error
+    assert "rejected the API key" in text_of(refused)
+    assert not found.is_error
+    assert emulator.charges_by_subject() == {"once active": 1}
+    assert state.structured_content is not None
+    assert state.structured_content["budget_left"] == 3
+
+
 async def test_the_key_is_in_no_tool_output_or_log(
     emulator: Emulator, canary_key: str, tmp_path: Path
 ) -> None:
