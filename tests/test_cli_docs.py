@@ -38,6 +38,7 @@ PAGES = [
     "docs/tutorial.md",
     "docs/how-to/crawler.md",
     "docs/how-to/agent.md",
+    "docs/how-to/mcp.md",
     "docs/how-to/resume.md",
     "docs/how-to/share-account.md",
     "docs/how-to/testing.md",

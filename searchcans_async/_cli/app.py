@@ -22,6 +22,7 @@ from .calls import account, read, search
 from .demo import demo
 from .emulator import emulator
 from .errors import CliError, ExitCode
+from .mcp import mcp_command
 from .settings import ALLOW_KEY_ARGUMENT, PROG, Settings, error_line, setup_logging
 
 if TYPE_CHECKING:
@@ -137,5 +138,5 @@ def cli(
     setup_logging(settings, ctx)
 
 
-for command in (account, search, read, batch, emulator, demo, monitor_command):
+for command in (account, search, read, batch, emulator, demo, monitor_command, mcp_command):
     cli.add_command(command)
