@@ -193,7 +193,6 @@ INVALID_BODIES = [
     (SEARCH, {"s": "q", "t": "yahoo"}, "t:"),
     (SEARCH, {"s": "q", "t": "google", "p": 0}, "p:"),
     (SEARCH, {"s": "q", "t": "google", "page": "2"}, "page:"),
-    (SEARCH, {"s": "q", "t": "bing", "page": 2}, "page:"),
     (SEARCH, {"s": "q", "t": "google", "d": -5}, "d:"),
     (SEARCH, {"s": "q", "t": "google", "country": 3}, "country:"),
     (SEARCH, {"s": "q", "t": "google", "peopleAlsoAsk": "yes"}, "peopleAlsoAsk:"),

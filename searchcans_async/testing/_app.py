@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from ._config import EmulatorCosts, Latency, derived_random, digest
+from ._config import EmulatorCosts, Latency, WireOptions, derived_random, digest
 from ._faults import Fault, FaultPlan, Faults
 from ._requests import BadRequestError, ReaderQuery, SearchQuery, parse_reader, parse_search
 from ._responses import (
@@ -54,6 +54,7 @@ class Service:
         no_results: Collection[str],
         legacy_search_shape: bool,
         log_limit: int | None,
+        wire: WireOptions,
     ) -> None:
         self.accounts = accounts
         self.keys = keys
@@ -62,6 +63,7 @@ class Service:
         self.costs = costs
         self.no_results = frozenset(no_results)
         self.legacy_search_shape = legacy_search_shape
+        self.wire = wire
         self.log: deque[RequestRecord] = deque(maxlen=log_limit)
         self._ordinal = 0
         self._sequence = 0
@@ -221,7 +223,7 @@ class Service:
         if not isinstance(body, dict):
             raise BadRequestError("body: must be a JSON object")
         if endpoint == "search":
-            search = parse_search(body)
+            search = parse_search(body, deep_pages=self.wire.deep_pages)
             return search, self.costs.search(len(search.pages))
         reader = parse_reader(body)
         cost = self.costs.reader(
