@@ -309,7 +309,7 @@ async def test_search_adds_the_optional_blocks_asked_for(
     [
         ("google_news", "news_results", "date"),
         ("google_shopping", "shopping_results", "price"),
-        ("google_images", "images_results", "imageUrl"),
+        ("google_images", "images_results", "original"),
         ("google_videos", "video_results", "duration"),
         ("google_short_videos", "short_video_results", "channel"),
     ],
