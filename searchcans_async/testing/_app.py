@@ -132,6 +132,8 @@ class Service:
         call.request_id = (
             f"emu-{digest('request', self.seed, call.ordinal).hex()[:12]}-{call.ordinal}"
         )
+        if self.wire.request_ids:
+            call.wire_id = call.request_id
         call.planned = self._plan.next_fault(endpoint)
         try:
             return await self._process(request, call)
@@ -199,7 +201,7 @@ class Service:
         if call.endpoint == "account":
             call.latency = self._draw_latency(call)
             await sleep(call.latency)
-            data = account_data(key.account, key, seed=self.seed)
+            data = account_data(key.account, key, seed=self.seed, key_suffix=self.wire.key_suffix)
             return await self._success(request, call, data)
         try:
             query, cost = self._parse(call.endpoint, body)
@@ -215,7 +217,7 @@ class Service:
             return reply(call, 403, 403, "this API key is inactive")
         if planned is not None and not planned.charged:
             self._inject(call, planned)
-            return refusal_fault(call, planned)
+            return refusal_fault(call, planned, empty=self._empty())
         return None
 
     def _parse(self, endpoint: str, body: Any) -> tuple[SearchQuery | ReaderQuery, int]:
@@ -261,13 +263,13 @@ class Service:
                 if self.costs.no_results_charged and account.fits(cost, key):
                     account.charge(cost, key, call.subject, success=False)
                     call.charged = cost
-                return reply(call, 200, 9999, "no results", [])
+                return reply(call, 200, 9999, "no results", self._empty())
             if not account.fits(cost, key):
                 # Another request or consumer spent the credits while this one ran.
                 return self._insufficient(call, key, cost)
             account.charge(cost, key, call.subject)
             call.charged = cost
-            data = self._data(query)
+            data = self._data(query, call.path)
         finally:
             # Free the lane before a single byte of the answer goes out: a client that reads
             # the answer and sends its next request at once must find the lane free.
@@ -281,10 +283,15 @@ class Service:
             message += f" and this key's own quota has {key.own_remain}"
         return reply(call, 402, 402, message)
 
-    def _data(self, query: SearchQuery | ReaderQuery) -> Any:
+    def _empty(self) -> Any:
+        """The `data` of a "no results" answer: `[]` or `{}` (both seen from the service)."""
+        return {} if self.wire.no_results_data == "object" else []
+
+    def _data(self, query: SearchQuery | ReaderQuery, path: str) -> Any:
         if isinstance(query, ReaderQuery):
             return reader_data(query)
-        if self.legacy_search_shape:
+        # The v0 path answers the documented v0 list; the option puts it on v1 as well.
+        if self.legacy_search_shape or path == "/api/search":
             return legacy_search_data(query)
         return search_data(query)
 

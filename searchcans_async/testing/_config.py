@@ -359,10 +359,6 @@ _DEEP_PAGES: Final = ("one", "all", "refuse")
 _NO_RESULTS_DATA: Final = ("list", "object")
 
 
-def _one_of(choices: tuple[str, ...]) -> attrs._ValidatorType[str]:
-    return attrs.validators.in_(choices)
-
-
 @attrs.frozen(kw_only=True)
 class WireOptions:
     """How the emulator's answers look where the public docs leave room (API.md).
@@ -384,7 +380,9 @@ class WireOptions:
         'list'
     """
 
-    deep_pages: str = attrs.field(default="one", validator=_one_of(_DEEP_PAGES))
-    no_results_data: str = attrs.field(default="list", validator=_one_of(_NO_RESULTS_DATA))
+    deep_pages: str = attrs.field(default="one", validator=attrs.validators.in_(_DEEP_PAGES))
+    no_results_data: str = attrs.field(
+        default="list", validator=attrs.validators.in_(_NO_RESULTS_DATA)
+    )
     request_ids: bool = False
     key_suffix: bool = False

@@ -124,8 +124,8 @@ def parse_search(body: dict[str, Any], *, deep_pages: str = "one") -> SearchQuer
 
     `s` and `t` are required (`t` one of the seven engines). `page: N` fetches pages 1..N and
     wins over `p`; off Google, `page: N > 1` follows `deep_pages` (`WireOptions`: `"one"`
-    serves page 1 only, `"all"` pages 1..N, `"refuse"` is a 400); `p` selects one page. `d` must be a positive integer (ms),
-    `w` a non-negative one; flags accept booleans or 0/1.
+    serves page 1 only, `"all"` pages 1..N, `"refuse"` is a 400); `p` selects one page. `d`
+    must be a positive integer (ms), `w` a non-negative one; flags accept booleans or 0/1.
     """
     query = _required_text(body, "s")
     engine = _required_text(body, "t")

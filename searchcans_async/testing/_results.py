@@ -264,7 +264,17 @@ def reader_data(query: ReaderQuery) -> dict[str, Any]:
     return data
 
 
-def account_data(account: AccountState, calling_key: KeyState, *, seed: int) -> dict[str, Any]:
+def _masked(key: KeyState, *, suffix: bool) -> str:
+    """`sk_` and bullets, as published; with `suffix`, the last four characters too."""
+    return key.masked if suffix else _PUBLISHED_MASK
+
+
+_PUBLISHED_MASK: Final = "sk_" + "\u2022" * 6
+
+
+def account_data(
+    account: AccountState, calling_key: KeyState, *, seed: int, key_suffix: bool = False
+) -> dict[str, Any]:
     """The `/api/user/key` data object, camelCase, shaped like API.md's sample."""
     face = f"https://avatars.example.invalid/{account.id}.png"
     return {
@@ -285,7 +295,7 @@ def account_data(account: AccountState, calling_key: KeyState, *, seed: int) -> 
                 "email": account.email,
                 "nickName": account.nickname,
                 "faceUrl": face,
-                "key": key.masked,
+                "key": _masked(key, suffix=key_suffix),
                 "total": -1 if key.quota is None else key.quota,
                 "remain": 0 if key.quota is None else key.own_remain,
                 "type": 0,
@@ -294,7 +304,7 @@ def account_data(account: AccountState, calling_key: KeyState, *, seed: int) -> 
             }
             for key in account.keys
         ],
-        "key": calling_key.masked,
+        "key": _masked(calling_key, suffix=key_suffix),
         "remain": account.remain,
         "current": account.current,
         "month": account.current,
