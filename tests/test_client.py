@@ -365,7 +365,7 @@ async def test_a_vertical_engine_fills_its_own_list(
     async with client_for(emulator, clock) as client:
         result = await client.search("asyncio", "google_news")
     assert (len(result.news_results), len(result.organic)) == (10, 0)
-    assert "date" in result.news_results[0]
+    assert result.news_results[0].date
 
 
 async def test_a_legacy_list_answer_is_normalised(clock: VirtualClock) -> None:
