@@ -35,7 +35,19 @@ from ._errors import (
     UnexpectedResponseError,
 )
 from ._lanes import LanePool, PoolStatistics
-from ._models import Account, ApiKey, OrganicResult, ReaderPage, SearchResult
+from ._models import (
+    Account,
+    ApiKey,
+    ImageResult,
+    NewsResult,
+    NewsSource,
+    OrganicResult,
+    ReaderPage,
+    SearchResult,
+    ShoppingResult,
+    ShortVideoResult,
+    VideoResult,
+)
 from ._report import BatchReport, Outcome, StopReason
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -54,10 +66,13 @@ __all__ = [
     "BatchReport",
     "Costs",
     "CreditsExhausted",
+    "ImageResult",
     "InsufficientCreditsError",
     "LaneBusyError",
     "LanePool",
     "LeaseExpiredError",
+    "NewsResult",
+    "NewsSource",
     "NoLanesError",
     "OrganicResult",
     "Outcome",
@@ -70,8 +85,11 @@ __all__ = [
     "SearchCansError",
     "SearchResult",
     "ServerError",
+    "ShoppingResult",
+    "ShortVideoResult",
     "StopReason",
     "TransportError",
     "UnexpectedResponseError",
+    "VideoResult",
     "__version__",
 ]

@@ -201,7 +201,7 @@ class SearchCans:
             country: Country code to search from, e.g. ``"us"``.
             language: Result language, e.g. ``"en"``.
             page: Fetch this one page (1 credit).
-            pages: Fetch pages 1..N in one call (Google only; N credits).
+            pages: Fetch pages 1..N in one call (N > 1: Google only; N credits).
             server_timeout: Seconds the server may spend (its ``d``; 10 s by default,
                 20 s advised for heavy queries).
             wait: Seconds the server waits for the page (its ``w``).

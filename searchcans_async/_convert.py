@@ -29,7 +29,16 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._errors import ResponseFormatError
-from ._models import Account, ApiKey, FieldValueError, OrganicResult, ReaderPage, SearchResult
+from ._models import (
+    Account,
+    ApiKey,
+    FieldValueError,
+    NewsSource,
+    OrganicResult,
+    ReaderPage,
+    SearchResult,
+)
+from ._verticals import VERTICAL_READERS
 
 __all__ = ["parse_account", "parse_page", "parse_search", "to_json"]
 
@@ -194,12 +203,30 @@ def _organic(data: Any, _type: Any) -> OrganicResult:
     return OrganicResult(title or "", link or "", snippet or "", position, source, page, data)
 
 
+def _wire_item(item: Any) -> dict[str, Any]:
+    """A vertical result back as JSON: its wire (snake_case) names, its ``extra`` fields too."""
+    wire = dict(item.extra)
+    for attribute in attrs.fields(type(item)):
+        value = getattr(item, attribute.name)
+        if attribute.name in {"extra", "raw"} or value is None:
+            continue
+        if isinstance(value, NewsSource):
+            value = {**value.extra, "name": value.name}
+        wire[attribute.name] = value
+    return wire
+
+
 # Two builds of the same rules: the fast one reads well-formed answers; when it fails, the
 # detailed one reads the same data again to name the field at fault (cattrs' detailed
 # validation costs about half the parsing time of a SERP answer).
 _converter: Final = _build_converter(detailed=False)
 _converter.register_structure_hook(OrganicResult, _organic)
 _explainer: Final = _build_converter(detailed=True)
+for _converter_of_both in (_converter, _explainer):
+    # Vertical results: hand readers (see _verticals), called only when the list is present.
+    for _model, _read in VERTICAL_READERS.items():
+        _converter_of_both.register_structure_hook(_model, _read)
+        _converter_of_both.register_unstructure_hook(_model, _wire_item)
 
 
 def _failure(error: BaseException, cls: type[Any], path: str = "") -> tuple[str, BaseException]:

@@ -13,7 +13,19 @@ import attrs
 
 from ._errors import AuthenticationError
 
-__all__ = ["Account", "ApiKey", "OrganicResult", "ReaderPage", "SearchResult"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "ImageResult",
+    "NewsResult",
+    "NewsSource",
+    "OrganicResult",
+    "ReaderPage",
+    "SearchResult",
+    "ShoppingResult",
+    "ShortVideoResult",
+    "VideoResult",
+]
 
 SHARED_POOL: Final = -1
 """``ApiKey.total`` value meaning "no own cap: draws on the account's credits"."""
@@ -180,6 +192,162 @@ class OrganicResult:
     raw: Mapping[str, Any] = attrs.field(default=_EMPTY, repr=False, eq=False)
 
 
+# -- the vertical engines' results ----------------------------------------------------------
+# Field names are the wire's own (snake_case already). Every field is optional: a missing or
+# null field is None (``""`` for title and link, as on organic results); a field the model does
+# not know, or cannot read (an unexpected type), is kept in ``extra``; ``raw`` is the item whole.
+
+
+def _kept() -> Any:
+    return attrs.field(default=_EMPTY, repr=False, eq=False)
+
+
+@attrs.frozen
+class ImageResult:
+    """One result of ``google_images`` (``images_results[]``).
+
+    Attributes:
+        original: The full-size image's URL; ``original_width``/``original_height`` its size.
+        thumbnail: A small preview's URL.
+        source: The site showing the image.
+        is_product: Whether the image shows a product for sale.
+
+    Example:
+        >>> ImageResult(title="Ferris", original="https://i.example/f.png").original_width is None
+        True
+    """
+
+    title: str = ""
+    link: str = ""
+    position: int | None = None
+    source: str | None = None
+    thumbnail: str | None = None
+    original: str | None = None
+    original_width: int | None = None
+    original_height: int | None = None
+    is_product: bool | None = None
+    extra: Mapping[str, Any] = _kept()
+    raw: Mapping[str, Any] = _kept()
+
+
+@attrs.frozen
+class ShoppingResult:
+    """One result of ``google_shopping`` (``shopping_results[]``).
+
+    Attributes:
+        source: The merchant.
+        price: The price as shown (text, with its currency); ``extracted_price`` as a number.
+        rating: The average rating; ``reviews`` how many reviews it averages.
+        multiple_sources: Whether several merchants sell the product.
+
+    Example:
+        >>> ShoppingResult(title="Mug", price="$12.50", extracted_price=12.5).extracted_price
+        12.5
+    """
+
+    title: str = ""
+    link: str = ""
+    position: int | None = None
+    product_id: str | None = None
+    product_link: str | None = None
+    source: str | None = None
+    price: str | None = None
+    extracted_price: float | None = None
+    rating: float | None = None
+    reviews: int | None = None
+    thumbnail: str | None = None
+    multiple_sources: bool | None = None
+    delivery: str | None = None
+    extra: Mapping[str, Any] = _kept()
+    raw: Mapping[str, Any] = _kept()
+
+
+@attrs.frozen
+class NewsSource:
+    """The publisher of a news result (the wire sends an object with ``name``).
+
+    Its other fields (``icon``, ...) are kept in ``extra``.
+
+    Example:
+        >>> NewsSource(name="BBC").name
+        'BBC'
+    """
+
+    name: str = ""
+    extra: Mapping[str, Any] = _kept()
+
+
+@attrs.frozen
+class NewsResult:
+    """One result of ``google_news`` (``news_results[]``).
+
+    Attributes:
+        source: The publisher (a :class:`NewsSource`; an older plain string becomes its name).
+        date: When it was published, as shown (``"3 hours ago"``); ``iso_date`` in ISO 8601.
+
+    Example:
+        >>> NewsResult(title="Rust 2.0", source=NewsSource(name="LWN")).source.name
+        'LWN'
+    """
+
+    title: str = ""
+    link: str = ""
+    position: int | None = None
+    source: NewsSource | None = None
+    date: str | None = None
+    iso_date: str | None = None
+    snippet: str | None = None
+    thumbnail: str | None = None
+    extra: Mapping[str, Any] = _kept()
+    raw: Mapping[str, Any] = _kept()
+
+
+@attrs.frozen
+class VideoResult:
+    """One result of ``google_videos`` (``video_results[]``).
+
+    Example:
+        >>> VideoResult(title="Rust in 100 seconds", duration="1:40").channel is None
+        True
+    """
+
+    title: str = ""
+    link: str = ""
+    position: int | None = None
+    source: str | None = None
+    snippet: str | None = None
+    duration: str | None = None
+    channel: str | None = None
+    thumbnail: str | None = None
+    extra: Mapping[str, Any] = _kept()
+    raw: Mapping[str, Any] = _kept()
+
+
+@attrs.frozen
+class ShortVideoResult:
+    """One result of ``google_short_videos`` (``short_video_results[]``).
+
+    Example:
+        >>> ShortVideoResult(title="Rust tip", source="YouTube").duration is None
+        True
+    """
+
+    title: str = ""
+    link: str = ""
+    position: int | None = None
+    source: str | None = None
+    channel: str | None = None
+    duration: str | None = None
+    extra: Mapping[str, Any] = _kept()
+    raw: Mapping[str, Any] = _kept()
+
+
+#: What ``SearchResult.results`` holds, whatever the engine.
+AnyResult = (
+    OrganicResult | NewsResult | ShoppingResult | ImageResult | VideoResult | ShortVideoResult
+)
+
+
 def _blocks() -> Any:
     return attrs.field(default=(), repr=False)
 
@@ -188,7 +356,10 @@ def _blocks() -> Any:
 class SearchResult:
     """A SERP answer: web results, the optional blocks, and the vertical engines' lists.
 
-    Blocks the client does not model are kept in ``extra``; the whole answer is in
+    The vertical engines' lists hold typed results (:class:`NewsResult`,
+    :class:`ShoppingResult`, :class:`ImageResult`, :class:`VideoResult`,
+    :class:`ShortVideoResult`); ``results`` is the engine's own list. Blocks the client
+    does not model are kept in ``extra``; the whole answer is in
     ``raw``. ``no_results`` is ``True`` for the API's "no results" code (9999), which
     is an empty result, not an error.
 
@@ -206,11 +377,11 @@ class SearchResult:
     knowledge_graph: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
     top_stories: tuple[Mapping[str, Any], ...] = _blocks()
     suggested_searches: tuple[Mapping[str, Any], ...] = _blocks()
-    news_results: tuple[Mapping[str, Any], ...] = _blocks()
-    shopping_results: tuple[Mapping[str, Any], ...] = _blocks()
-    images_results: tuple[Mapping[str, Any], ...] = _blocks()
-    video_results: tuple[Mapping[str, Any], ...] = _blocks()
-    short_video_results: tuple[Mapping[str, Any], ...] = _blocks()
+    news_results: tuple[NewsResult, ...] = _blocks()
+    shopping_results: tuple[ShoppingResult, ...] = _blocks()
+    images_results: tuple[ImageResult, ...] = _blocks()
+    video_results: tuple[VideoResult, ...] = _blocks()
+    short_video_results: tuple[ShortVideoResult, ...] = _blocks()
     no_results: bool = False
     credits: int = 0
     request_id: str | None = None
@@ -218,13 +389,16 @@ class SearchResult:
     raw: Any = attrs.field(default=None, repr=False, eq=False)
 
     @property
-    def results(self) -> tuple[Any, ...]:
+    def results(self) -> tuple[AnyResult, ...]:
         """The engine's main results: ``organic`` for web engines, else its vertical list.
 
+        Every kind of result has ``title``, ``link`` and ``position``.
+
         Example:
-            >>> news = SearchResult(query="q", engine="google_news", news_results=({"t": 1},))
-            >>> len(news.results), len(news)
-            (1, 1)
+            >>> story = NewsResult(title="Rust 2.0")
+            >>> news = SearchResult(query="q", engine="google_news", news_results=(story,))
+            >>> news.results[0].title, len(news)
+            ('Rust 2.0', 1)
         """
         vertical = _VERTICAL_LISTS.get(self.engine)
         return getattr(self, vertical) if vertical is not None else self.organic

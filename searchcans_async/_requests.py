@@ -107,8 +107,9 @@ class SearchRequest:
         _count("pages", self.pages, low=1, high=100)
         if self.page is not None and self.pages is not None:
             raise ValueError("give page (one page) or pages (pages 1..N), not both")
-        if self.pages is not None and self.engine != "google":
-            raise ValueError(f"pages=N works with engine 'google' only, not {self.engine!r}")
+        if self.pages is not None and self.pages > 1 and self.engine != "google":
+            # pages=1 is what the vendor's own scripts send with every engine.
+            raise ValueError(f"pages=N > 1 works with engine 'google' only, not {self.engine!r}")
         _seconds("server_timeout", self.server_timeout)
         _seconds("wait", self.wait)
         for name in ("html", *_SEARCH_FLAGS):

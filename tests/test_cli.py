@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from searchcans_async._cli import main
 from searchcans_async._cli.app import cli
 from searchcans_async._cli.errors import ExitCode
-from searchcans_async.testing import AccountSpec, Emulator, KeySpec
+from searchcans_async.testing import AccountSpec, Emulator, KeySpec, WireOptions
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -105,7 +105,8 @@ def canary_emulator(serve: Callable[..., ServedEmulator], canary_key: str) -> Se
         nickname="Ada",
         email="ada@example.invalid",
     )
-    return serve([spec])
+    # Key suffixes tell the two keys apart (the published mask, `sk_` and bullets, would not).
+    return serve([spec], wire=WireOptions(key_suffix=True))
 
 
 def invoke(

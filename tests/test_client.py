@@ -28,7 +28,7 @@ from searchcans_async._requests import ReadRequest, SearchRequest
 from searchcans_async._secret import Secret
 from searchcans_async._transport import Envelope
 from searchcans_async.events import CallFinished, Event
-from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec
+from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec, WireOptions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -334,7 +334,7 @@ async def test_search_returns_parsed_results(emulator: Emulator, clock: VirtualC
     assert result.knowledge_graph is not None
     assert len(result.people_also_ask) == 3
     assert len(result.related_searches) == 4
-    assert (result.credits, result.request_id is not None) == (1, True)
+    assert (result.credits, result.request_id) == (1, None)  # requestId null, as published
     assert emulator.stats().charged == 1
     [record] = emulator.log
     assert record.body == {
@@ -365,7 +365,7 @@ async def test_a_vertical_engine_fills_its_own_list(
     async with client_for(emulator, clock) as client:
         result = await client.search("asyncio", "google_news")
     assert (len(result.news_results), len(result.organic)) == (10, 0)
-    assert "date" in result.news_results[0]
+    assert result.news_results[0].date
 
 
 async def test_a_legacy_list_answer_is_normalised(clock: VirtualClock) -> None:
@@ -389,11 +389,11 @@ async def test_no_results_is_empty_and_uncharged(clock: VirtualClock) -> None:
 async def test_a_reader_no_results_is_an_empty_uncharged_page(clock: VirtualClock) -> None:
     """A Reader call answered 9999 is an empty page marked no_results, not a charged error."""
     url = "https://example.com/empty"
-    async with Emulator(no_results={url}, latency=0) as emu:
+    async with Emulator(no_results={url}, latency=0, wire=WireOptions(request_ids=True)) as emu:
         async with client_for(emu, clock) as client:
             page = await client.read(url, proxy=1)
         assert (page.no_results, page.markdown, page.credits, page.url) == (True, "", 0, url)
-        assert page.request_id is not None
+        assert page.request_id == emu.log[0].request_id
         assert emu.stats().charged == 0
 
 

@@ -427,7 +427,10 @@ def test_vertical_engines_lists_are_parsed(engine: str, block: str) -> None:
     """The vertical engines' snake_case result lists map to their fields, items kept whole."""
     items = [{"title": "one", "price": "$1"}, {"title": "two", "imageUrl": "https://i"}]
     result = search({block: items}, engine=engine)
-    assert getattr(result, block) == tuple(items)
+    assert [(item.title, item.raw) for item in getattr(result, block)] == [
+        ("one", items[0]),
+        ("two", items[1]),
+    ]
     assert result.organic == ()
     assert result.extra == {}
 

@@ -28,7 +28,7 @@ from searchcans_async.events import (
     fan_out,
 )
 from searchcans_async.monitor import AccountWatch, MetricsServer, PrometheusMetrics
-from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec
+from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec, WireOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -73,7 +73,8 @@ async def personal_emulator(canary_key: str) -> AsyncIterator[Emulator]:
         nickname=NICKNAME,
         email=EMAIL,
     )
-    async with Emulator([spec], latency=0) as emu:
+    # Key suffixes tell the two keys apart (the published mask, `sk_` and bullets, would not).
+    async with Emulator([spec], latency=0, wire=WireOptions(key_suffix=True)) as emu:
         yield emu
 
 

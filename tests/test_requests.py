@@ -9,6 +9,7 @@ import pytest
 
 from searchcans_async import Costs, SearchCans
 from searchcans_async._requests import ENGINES, ReadRequest, SearchRequest
+from searchcans_async.testing import Emulator
 
 if TYPE_CHECKING:
     from aioresponses import aioresponses
@@ -303,3 +304,13 @@ def test_no_results_are_free_by_default() -> None:
     """Whether 9999 is billed is undocumented: it is assumed free, and configurable."""
     assert Costs().no_results_charged is False
     assert Costs(no_results_charged=True).no_results_charged is True
+
+
+@pytest.mark.parametrize("engine", ["bing", "google_news", "google_images"])
+async def test_pages_1_is_sent_with_every_engine(engine: str) -> None:
+    """pages=1 (what the vendor's scripts send) works off Google too, and the emulator serves it."""
+    request = SearchRequest(query="rust", engine=engine, pages=1)
+    assert request.body()["page"] == 1
+    async with Emulator(latency=0) as emu, SearchCans(emu.api_key, base_url=emu.base_url) as client:
+        result = await client.send(request)
+        assert (len(result), result.credits, emu.log[0].credits_charged) == (10, 1, 1)

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from .._errors import SearchCansError
-from .._models import SearchResult
+from .._models import (
+    ImageResult,
+    NewsResult,
+    SearchResult,
+    ShoppingResult,
+    ShortVideoResult,
+    VideoResult,
+)
 
 if TYPE_CHECKING:
     from .._models import Account, ApiKey, OrganicResult, ReaderPage
@@ -47,6 +54,7 @@ _BLOCKS: Final = (
     "short_video_results",
 )
 _MESSAGE_CHARS: Final = 500
+_VERTICAL_MODELS: Final = (NewsResult, ShoppingResult, ImageResult, VideoResult, ShortVideoResult)
 
 
 def dumps(payload: object) -> str:
@@ -60,6 +68,8 @@ def _plain(value: Any) -> Any:
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
+    if isinstance(value, _VERTICAL_MODELS):  # a typed vertical result: the item as sent
+        return _plain(value.raw)
     return value
 
 
@@ -206,8 +216,8 @@ def search_text(result: SearchResult) -> str:
     lines: list[str] = []
     hits: list[Mapping[str, Any]] = [_organic(hit) for hit in result.organic]
     if not hits:
-        for name in _BLOCKS[5:]:  # a vertical engine's own list
-            hits = list(getattr(result, name))
+        for name in _BLOCKS[5:]:  # a vertical engine's own list, as the service sent it
+            hits = [item.raw for item in getattr(result, name)]
             if hits:
                 break
     for number, hit in enumerate(hits, 1):

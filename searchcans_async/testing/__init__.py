@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from ._config import AccountSpec, EmulatorCosts, KeySpec, Latency, mask_key
+from ._config import AccountSpec, EmulatorCosts, KeySpec, Latency, WireOptions, mask_key
 from ._emulator import Emulator
 from ._faults import FAULT_KINDS, Fault, Faults
 from ._main import emulator_from_options, parse_fault_rate, serve
@@ -32,6 +32,7 @@ __all__ = [
     "KeySpec",
     "Latency",
     "RequestRecord",
+    "WireOptions",
     "emulator_from_options",
     "mask_key",
     "parse_fault_rate",

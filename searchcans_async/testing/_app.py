@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from ._config import EmulatorCosts, Latency, derived_random, digest
+from ._config import EmulatorCosts, Latency, WireOptions, derived_random, digest
 from ._faults import Fault, FaultPlan, Faults
 from ._requests import BadRequestError, ReaderQuery, SearchQuery, parse_reader, parse_search
 from ._responses import (
@@ -54,6 +54,7 @@ class Service:
         no_results: Collection[str],
         legacy_search_shape: bool,
         log_limit: int | None,
+        wire: WireOptions,
     ) -> None:
         self.accounts = accounts
         self.keys = keys
@@ -62,6 +63,7 @@ class Service:
         self.costs = costs
         self.no_results = frozenset(no_results)
         self.legacy_search_shape = legacy_search_shape
+        self.wire = wire
         self.log: deque[RequestRecord] = deque(maxlen=log_limit)
         self._ordinal = 0
         self._sequence = 0
@@ -130,6 +132,8 @@ class Service:
         call.request_id = (
             f"emu-{digest('request', self.seed, call.ordinal).hex()[:12]}-{call.ordinal}"
         )
+        if self.wire.request_ids:
+            call.wire_id = call.request_id
         call.planned = self._plan.next_fault(endpoint)
         try:
             return await self._process(request, call)
@@ -197,7 +201,7 @@ class Service:
         if call.endpoint == "account":
             call.latency = self._draw_latency(call)
             await sleep(call.latency)
-            data = account_data(key.account, key, seed=self.seed)
+            data = account_data(key.account, key, seed=self.seed, key_suffix=self.wire.key_suffix)
             return await self._success(request, call, data)
         try:
             query, cost = self._parse(call.endpoint, body)
@@ -213,7 +217,7 @@ class Service:
             return reply(call, 403, 403, "this API key is inactive")
         if planned is not None and not planned.charged:
             self._inject(call, planned)
-            return refusal_fault(call, planned)
+            return refusal_fault(call, planned, empty=self._empty())
         return None
 
     def _parse(self, endpoint: str, body: Any) -> tuple[SearchQuery | ReaderQuery, int]:
@@ -221,7 +225,7 @@ class Service:
         if not isinstance(body, dict):
             raise BadRequestError("body: must be a JSON object")
         if endpoint == "search":
-            search = parse_search(body)
+            search = parse_search(body, deep_pages=self.wire.deep_pages)
             return search, self.costs.search(len(search.pages))
         reader = parse_reader(body)
         cost = self.costs.reader(
@@ -259,13 +263,13 @@ class Service:
                 if self.costs.no_results_charged and account.fits(cost, key):
                     account.charge(cost, key, call.subject, success=False)
                     call.charged = cost
-                return reply(call, 200, 9999, "no results", [])
+                return reply(call, 200, 9999, "no results", self._empty())
             if not account.fits(cost, key):
                 # Another request or consumer spent the credits while this one ran.
                 return self._insufficient(call, key, cost)
             account.charge(cost, key, call.subject)
             call.charged = cost
-            data = self._data(query)
+            data = self._data(query, call.path)
         finally:
             # Free the lane before a single byte of the answer goes out: a client that reads
             # the answer and sends its next request at once must find the lane free.
@@ -279,10 +283,15 @@ class Service:
             message += f" and this key's own quota has {key.own_remain}"
         return reply(call, 402, 402, message)
 
-    def _data(self, query: SearchQuery | ReaderQuery) -> Any:
+    def _empty(self) -> Any:
+        """The `data` of a "no results" answer: `[]` or `{}` (both seen from the service)."""
+        return {} if self.wire.no_results_data == "object" else []
+
+    def _data(self, query: SearchQuery | ReaderQuery, path: str) -> Any:
         if isinstance(query, ReaderQuery):
             return reader_data(query)
-        if self.legacy_search_shape:
+        # The v0 path answers the documented v0 list; the option puts it on v1 as well.
+        if self.legacy_search_shape or path == "/api/search":
             return legacy_search_data(query)
         return search_data(query)
 

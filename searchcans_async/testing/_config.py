@@ -18,6 +18,7 @@ __all__ = [
     "EmulatorCosts",
     "KeySpec",
     "Latency",
+    "WireOptions",
     "derived_random",
     "digest",
     "mask_key",
@@ -349,3 +350,39 @@ class Latency:
             return rng.uniform(self.params[0], self.params[1])
         median, sigma = self.params
         return rng.lognormvariate(math.log(median), sigma)
+
+
+# -- How the answers look on the wire (issue 16) -----------------------------------------------
+# Kept apart from the costs and accounts above: these options only shape what is sent.
+
+_DEEP_PAGES: Final = ("one", "all", "refuse")
+_NO_RESULTS_DATA: Final = ("list", "object")
+
+
+@attrs.frozen(kw_only=True)
+class WireOptions:
+    """How the emulator's answers look where the public docs leave room (API.md).
+
+    The defaults are as close to the published examples as the emulator can be:
+
+    * `deep_pages`: what `page: N > 1` does off Google, which is undocumented: `"one"`
+      (default) serves one page and charges one; `"all"` serves pages 1..N and charges N, as
+      Google does; `"refuse"` answers HTTP 400.
+    * `no_results_data`: the `data` of a 9999 "no results" answer, `"list"` (`[]`, default)
+      or `"object"` (`{}`); the service has sent both.
+    * `request_ids`: send the emulator's request id as `requestId` (a convenience to match
+      a client's result with `Emulator.log`); the published example sends `null` (default).
+    * `key_suffix`: mask keys as `sk_••••••cdef` (a convenience to tell keys apart); the
+      published example shows `sk_` and bullets only (default).
+
+    Example:
+        >>> WireOptions(deep_pages="all").no_results_data
+        'list'
+    """
+
+    deep_pages: str = attrs.field(default="one", validator=attrs.validators.in_(_DEEP_PAGES))
+    no_results_data: str = attrs.field(
+        default="list", validator=attrs.validators.in_(_NO_RESULTS_DATA)
+    )
+    request_ids: bool = False
+    key_suffix: bool = False

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Self
 from aiohttp import web
 
 from ._app import Service
-from ._config import AccountSpec, EmulatorCosts, Latency, digest, mask_key
+from ._config import AccountSpec, EmulatorCosts, Latency, WireOptions, digest, mask_key
 from ._state import AccountState, EmulatorStats, KeyState, RequestRecord
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Emulator:
         no_results: Collection[str] = (),
         legacy_search_shape: bool = False,
         log_limit: int | None = None,
+        wire: WireOptions | None = None,
         shutdown_timeout: float = 1.0,
     ) -> None:
         specs = (
@@ -91,6 +92,7 @@ class Emulator:
             no_results=no_results,
             legacy_search_shape=legacy_search_shape,
             log_limit=log_limit,
+            wire=wire if wire is not None else WireOptions(),
         )
         self._host = host
         self._port = port

@@ -119,12 +119,13 @@ def _timing(body: dict[str, Any]) -> tuple[int, int]:
     )
 
 
-def parse_search(body: dict[str, Any]) -> SearchQuery:
+def parse_search(body: dict[str, Any], *, deep_pages: str = "one") -> SearchQuery:
     """Validate a search body.
 
-    `s` and `t` are required (`t` one of the seven engines). `page: N` (Google only) fetches
-    pages 1..N and wins over `p`; `p` selects one page. `d` must be a positive integer (ms),
-    `w` a non-negative one; flags accept booleans or 0/1.
+    `s` and `t` are required (`t` one of the seven engines). `page: N` fetches pages 1..N and
+    wins over `p`; off Google, `page: N > 1` follows `deep_pages` (`WireOptions`: `"one"`
+    serves page 1 only, `"all"` pages 1..N, `"refuse"` is a 400); `p` selects one page. `d`
+    must be a positive integer (ms), `w` a non-negative one; flags accept booleans or 0/1.
     """
     query = _required_text(body, "s")
     engine = _required_text(body, "t")
@@ -133,9 +134,13 @@ def parse_search(body: dict[str, Any]) -> SearchQuery:
             f"t: unknown engine {engine!r}, expected one of {list(SEARCH_ENGINES)}"
         )
     if body.get("page") is not None:
-        if engine != "google":
-            raise BadRequestError(f"page: only supported with t='google', not {engine!r}")
-        pages = tuple(range(1, _int_field(body, "page", 1, 1, None) + 1))
+        last = _int_field(body, "page", 1, 1, None)
+        if engine == "google" or last == 1 or deep_pages == "all":
+            pages = tuple(range(1, last + 1))
+        elif deep_pages == "refuse":
+            raise BadRequestError(f"page: more than 1 page only with t='google', not {engine!r}")
+        else:  # "one": undocumented off Google; serve (and charge) the first page only
+            pages = (1,)
     else:
         pages = (_int_field(body, "p", 1, 1, None),)
     flags = frozenset(flag for flag in SEARCH_FLAGS if _flag(body, flag))

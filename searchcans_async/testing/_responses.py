@@ -66,6 +66,7 @@ class Call:
         "request_id",
         "started",
         "subject",
+        "wire_id",
     )
 
     def __init__(self, ordinal: int, endpoint: str, path: str, key: KeyState | None) -> None:
@@ -84,6 +85,7 @@ class Call:
         self.latency: float | None = None
         self.started = 0
         self.request_id = ""
+        self.wire_id: str | None = None  # the `requestId` sent: null, as published
         self.headers: dict[str, str] = (
             dict(_DEPRECATED_HEADERS)
             if not path.startswith("/api/v1/") and endpoint != "account"
@@ -94,7 +96,7 @@ class Call:
 def reply(call: Call, status: int, code: int, message: str, data: Any = None) -> web.Response:
     """An envelope answer; records its status and code on `call`."""
     call.http_status, call.code = status, code
-    envelope = {"code": code, "data": data, "msg": message, "requestId": call.request_id}
+    envelope = {"code": code, "data": data, "msg": message, "requestId": call.wire_id}
     return web.Response(
         body=dumps(envelope),
         status=status,
@@ -104,8 +106,11 @@ def reply(call: Call, status: int, code: int, message: str, data: Any = None) ->
     )
 
 
-def refusal_fault(call: Call, fault: Fault) -> web.Response:
-    """The answer of an uncharged fault (its status, code and headers)."""
+def refusal_fault(call: Call, fault: Fault, *, empty: Any) -> web.Response:
+    """The answer of an uncharged fault (its status, code and headers).
+
+    `empty` is the `data` of a "no results" answer (`[]` or `{}`, see `WireOptions`).
+    """
     kind, code = fault.kind, fault.code or 0
     if kind == "server_error":
         if fault.html:
@@ -122,7 +127,7 @@ def refusal_fault(call: Call, fault: Fault) -> web.Response:
         return response
     if kind == "bad_request":
         return reply(call, 400, 400, FAULT_MESSAGES[kind])
-    data: list[Any] | None = [] if kind == "no_results" else None
+    data = empty if kind == "no_results" else None
     return reply(call, 200, code, FAULT_MESSAGES[kind], data)
 
 
@@ -135,7 +140,7 @@ async def deliver_damaged(
     if fault.kind == "reset_after_charge":
         return drop(request)
     call.http_status, call.code = 200, 0
-    envelope = {"code": 0, "data": data, "msg": "success", "requestId": call.request_id}
+    envelope = {"code": 0, "data": data, "msg": "success", "requestId": call.wire_id}
     body = dumps(envelope)
     chunks = [body]
     delay, close = 0.0, False

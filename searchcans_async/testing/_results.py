@@ -105,34 +105,61 @@ def _items(query: SearchQuery) -> list[dict[str, Any]]:
 
 
 def _vertical_item(engine: str, base: dict[str, Any]) -> dict[str, Any]:
+    """One vertical result with the fields API.md lists for its engine (snake_case)."""
     seed: bytes = base.pop("_seed")
-    common = {key: base[key] for key in ("position", "title", "link", "source", "page")}
+    common = {key: base[key] for key in ("position", "title", "link", "page")}
+    domain = base["source"]
+    thumbnail = f"https://thumbs.{domain}/{seed.hex()[:16]}.jpg"
     if engine == "google_news":
-        return {**common, "date": _date(seed), "snippet": base["snippet"]}
-    if engine == "google_shopping":
         return {
             **common,
-            "price": f"${seed[3] % 200 + 1}.{seed[4] % 100:02d}",
+            "source": {"name": domain, "icon": f"https://{domain}/favicon.ico"},
+            "date": f"{seed[3] % 23 + 1} hours ago",
+            "iso_date": f"{_date(seed)}T{seed[4] % 24:02d}:00:00Z",
+            "snippet": base["snippet"],
+            "thumbnail": thumbnail,
+        }
+    if engine == "google_shopping":
+        cents = (seed[3] % 200 + 1) * 100 + seed[4] % 100
+        return {
+            **common,
+            "product_id": str(int.from_bytes(seed[8:14], "big")),
+            "product_link": f"https://shopping.example.com/product/{seed.hex()[:12]}",
+            "source": domain,
+            "price": f"${cents // 100}.{cents % 100:02d}",
+            "extracted_price": cents / 100,
             "rating": round(3 + seed[7] % 21 / 10, 1),
+            "reviews": seed[9] * 7,
+            "thumbnail": thumbnail,
+            "multiple_sources": bool(seed[10] % 2),
+            "delivery": "Free delivery" if seed[11] % 2 else f"${seed[11] % 9 + 1}.99 delivery",
         }
     if engine == "google_images":
-        image = f"https://images.{base['source']}/{seed.hex()[:16]}.jpg"
         return {
             **common,
-            "imageUrl": image,
-            "width": 640 + seed[3] % 8 * 160,
-            "height": 480 + seed[4] % 6 * 120,
+            "source": domain,
+            "thumbnail": thumbnail,
+            "original": f"https://images.{domain}/{seed.hex()[:16]}.jpg",
+            "original_width": 640 + seed[3] % 8 * 160,
+            "original_height": 480 + seed[4] % 6 * 120,
+            "is_product": seed[12] % 5 == 0,
         }
-    duration = (
-        f"{seed[3] % 20}:{seed[4] % 60:02d}"
-        if engine == "google_videos"
-        else f"0:{seed[4] % 60:02d}"
-    )
-    return {
+    channel = f"{domain} channel"
+    if engine == "google_videos":
+        return {
+            **common,
+            "snippet": base["snippet"],
+            "duration": f"{seed[3] % 20}:{seed[4] % 60:02d}",
+            "channel": channel,
+            "thumbnail": thumbnail,
+            "date": _date(seed),
+        }
+    return {  # google_short_videos
         **common,
-        "channel": f"{base['source']} channel",
-        "duration": duration,
-        "date": _date(seed),
+        "source": "YouTube" if seed[3] % 2 else "TikTok",
+        "channel": channel,
+        "duration": f"0:{seed[4] % 60:02d}",
+        "thumbnail": thumbnail,
     }
 
 
@@ -183,7 +210,7 @@ def search_data(query: SearchQuery) -> dict[str, Any]:
             }
             for i in range(1, 4)
         ]
-    if "peopleAlsoSearchFor" in query.flags:
+    if "peopleAlsoSearchFor" in query.flags or query.engine == "google_images":
         data["suggestedSearches"] = [{"query": f"{q} {suffix}"} for suffix in _RELATED[3:]]
     if "aiSummary" in query.flags:
         data["aiSummary"] = {
@@ -237,7 +264,17 @@ def reader_data(query: ReaderQuery) -> dict[str, Any]:
     return data
 
 
-def account_data(account: AccountState, calling_key: KeyState, *, seed: int) -> dict[str, Any]:
+def _masked(key: KeyState, *, suffix: bool) -> str:
+    """`sk_` and bullets, as published; with `suffix`, the last four characters too."""
+    return key.masked if suffix else _PUBLISHED_MASK
+
+
+_PUBLISHED_MASK: Final = "sk_" + "\u2022" * 6
+
+
+def account_data(
+    account: AccountState, calling_key: KeyState, *, seed: int, key_suffix: bool = False
+) -> dict[str, Any]:
     """The `/api/user/key` data object, camelCase, shaped like API.md's sample."""
     face = f"https://avatars.example.invalid/{account.id}.png"
     return {
@@ -258,7 +295,7 @@ def account_data(account: AccountState, calling_key: KeyState, *, seed: int) -> 
                 "email": account.email,
                 "nickName": account.nickname,
                 "faceUrl": face,
-                "key": key.masked,
+                "key": _masked(key, suffix=key_suffix),
                 "total": -1 if key.quota is None else key.quota,
                 "remain": 0 if key.quota is None else key.own_remain,
                 "type": 0,
@@ -267,7 +304,7 @@ def account_data(account: AccountState, calling_key: KeyState, *, seed: int) -> 
             }
             for key in account.keys
         ],
-        "key": calling_key.masked,
+        "key": _masked(calling_key, suffix=key_suffix),
         "remain": account.remain,
         "current": account.current,
         "month": account.current,
