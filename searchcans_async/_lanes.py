@@ -218,7 +218,7 @@ class LanePool:
             plan = self._plan_for(account)
             await self._backend.open(
                 spendable=spendable,
-                current=account.current,
+                current=account.consumed,
                 lanes=account.concurrent,
                 cap=self._budget,
                 floor=self._floor,
@@ -737,7 +737,7 @@ class LanePool:
     async def _apply(self, account: Account, mark: Any) -> None:
         spendable = account.spendable(self._for_key)
         await self._backend.rebase(
-            mark, spendable=spendable, current=account.current, lanes=account.concurrent
+            mark, spendable=spendable, current=account.consumed, lanes=account.concurrent
         )
         self._account = account
         self._read_at = (self.clock.now(), self._completions)

@@ -15,7 +15,9 @@ The credit rules, in one place:
 * An account check (:meth:`CreditLedger.rebase`) re-bases the server allowance on the
   new ``remain``: credits of items finished before the check was sent are in it now,
   those still in flight are counted against it in full. Possibly charged credits are
-  settled for the user's cap by how much the account's ``current`` consumption grew.
+  freed for the user's cap only when the account's consumption (``current`` plus
+  ``permanentCurrent``) grew by at least what the pool committed, and then only as far
+  as that growth leaves room for them (see :func:`_could_be_charged`).
 """
 
 from __future__ import annotations
@@ -246,12 +248,26 @@ class CreditLedger:
         self.allowance = spendable - self.floor
         start = self._current_at_start
         if start is None or current is None or current < start:
+            self._doubt_settled = 0  # no evidence: every doubt stays charged
             return
-        # What the account consumed since the pool opened bounds what our reflected
-        # possibly charged calls can have cost: everything else of it is accounted for.
-        consumed = current - start
-        could_be_charged = max(0, min(self._doubts_reflected, consumed - mark.committed))
-        self._doubt_settled = self._doubts_reflected - could_be_charged
+        self._doubt_settled = self._doubts_reflected - _could_be_charged(
+            self._doubts_reflected, consumed=current - start, committed=mark.committed
+        )
+
+
+def _could_be_charged(doubts: int, *, consumed: int, committed: int) -> int:
+    """How many of ``doubts`` possibly charged credits the account's consumption leaves open.
+
+    ``consumed`` is the growth of ``current + permanent_current`` since the pool opened,
+    ``committed`` what the pool itself spent before the check was sent. The counters are
+    trusted only when they show at least that spending (they may lag, stand still, or miss
+    bonus credits): then what they show beyond it bounds what the doubts can have cost.
+    Otherwise, and before the pool has spent anything to compare with, every doubt stays.
+    The Redis ``rebase`` script applies the same rule.
+    """
+    if committed <= 0 or consumed < committed:
+        return doubts
+    return max(0, min(doubts, consumed - committed))
 
 
 class LocalState:

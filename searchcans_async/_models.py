@@ -139,6 +139,20 @@ class Account:
             return min(active, key=self._cap)
         return candidates[0]
 
+    @property
+    def consumed(self) -> int:
+        """All-time consumption as the counters show it: ``current + permanent_current``.
+
+        Bonus credits are spent first and counted in ``permanent_current`` only. The
+        counters are evidence, never billing (only ``remain`` is): they may lag or stand
+        still, so a pool trusts their growth only as far as it matches its own spending.
+
+        Example:
+            >>> Account(remain=1098, concurrent=1, current=2, permanent_current=3).consumed
+            5
+        """
+        return self.current + self.permanent_current
+
     def spendable(self, for_key: str | ApiKey | None = None) -> int:
         """Credits the calling key may spend now.
 

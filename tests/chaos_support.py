@@ -43,7 +43,7 @@ from searchcans_async import (
 )
 from searchcans_async._clock import VirtualClock
 from searchcans_async.events import CallFinished, Stopped
-from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec
+from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec, WireOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
@@ -163,6 +163,9 @@ class Scenario:
     # dispatcher task (each raises and catches the error, so its own suspended frame is in
     # the error's traceback: the pool must not finalize it).
     relay: str = "none"
+    # How the account's consumption counters move (WireOptions.counters): a frozen counter
+    # must never free a possibly charged credit.
+    counters: str = "split"
 
     @property
     def total_cost(self) -> int:
@@ -213,6 +216,7 @@ class Scenario:
             f"interval={self.recheck_interval} grace={self.settle_grace} mode={self.mode}"
             f"/{self.break_after} source={self.source} fail_fast={self.fail_fast} "
             f"latency={self.latency} stall_at={self.stall_at}/{self.stall_stop} "
+            f"counters={self.counters} "
             f"relay={self.relay} "
             f"changes={list(self.changes)} endpoints={self.fault_endpoints} faults={faults}"
         )
@@ -355,6 +359,7 @@ def _draw_control(rng: random.Random, n_items: int, async_source: bool) -> dict[
         control["stall_at"] = rng.randint(0, n_items)
         control["stall_stop"] = rng.choice(["stop", "stop", "stop_cancel"])
     control["relay"] = rng.choices(["none", "generator", "dispatcher"], weights=[80, 10, 10])[0]
+    control["counters"] = rng.choices(["split", "combined", "frozen"], weights=[60, 15, 25])[0]
     return control
 
 
@@ -456,7 +461,8 @@ async def _run(sc: Scenario, result: RunResult) -> None:
         changes[change.at].append(change)
     holder: list[Any] = []
 
-    async with Emulator([spec], latency=sc.latency, faults=faults, seed=sc.seed) as emu:
+    wire = WireOptions(counters=sc.counters)
+    async with Emulator([spec], latency=sc.latency, faults=faults, seed=sc.seed, wire=wire) as emu:
         client = SearchCans(
             emu.api_key,
             base_url=emu.base_url,

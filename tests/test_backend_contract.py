@@ -169,20 +169,33 @@ async def test_commits_after_the_mark_still_count(backend: LaneBackend) -> None:
     assert backend.credits().left == 90
 
 
-@pytest.mark.parametrize(("current", "still_in_doubt"), [(0, 0), (10, 10)])
-async def test_a_check_settles_doubts_by_the_accounts_consumption(
-    make_backend: Callable[[], LaneBackend], current: int, still_in_doubt: int
+@pytest.mark.parametrize(
+    ("committed", "consumed", "still_in_doubt"),
+    [
+        (5, 5, 0),  # the counters show exactly our spending: the doubt was not billed
+        (5, 15, 10),  # they show 10 more: it may have been
+        (5, 9, 4),  # 4 more: at most 4 of the 10 can have been billed
+        (5, 0, 10),  # frozen: they do not even show our own spending, so nothing is freed
+        (5, 3, 10),  # lagging behind our spending: nothing is freed
+        (0, 0, 10),  # nothing of ours to compare with: no evidence, nothing is freed
+    ],
+)
+async def test_a_check_frees_doubts_only_on_consistent_evidence(
+    make_backend: Callable[[], LaneBackend], committed: int, consumed: int, still_in_doubt: int
 ) -> None:
-    """Doubtful credits are cleared only if the account's consumption shows no charge."""
+    """Doubts are freed only by counters that show at least what the pool itself spent."""
     backend = await opened(make_backend(), cap=100)
+    if committed:
+        spent = granted(await backend.acquire(committed))
+        await backend.release(spent, committed=committed, possibly_charged=0)
     permit = granted(await backend.acquire(10))
     await backend.release(permit, committed=0, possibly_charged=10)
     assert backend.credits().possibly_charged == 10
     mark = await backend.mark()
-    await backend.rebase(mark, spendable=100 - current, current=current, lanes=1000)
+    await backend.rebase(mark, spendable=100 - consumed, current=consumed, lanes=1000)
     credits = backend.credits()
     assert credits.possibly_charged == still_in_doubt
-    assert credits.left == 100 - still_in_doubt
+    assert credits.left == 100 - committed - still_in_doubt
 
 
 async def test_a_waiter_wakes_when_credits_are_freed(backend: LaneBackend) -> None:

@@ -75,6 +75,16 @@ def test_the_fixed_seeds_draw_from_the_whole_fault_matrix() -> None:
     assert sum(stalls.values()) >= 40
     relays = Counter(sc.relay for sc in scenarios)
     assert min(relays["generator"], relays["dispatcher"]) >= 60
+    counters = Counter(sc.counters for sc in scenarios)
+    assert min(counters["combined"], counters["frozen"]) >= 100
+    # Frozen counters with reset-after-charge faults: the case that used to free doubts.
+    frozen_resets = [
+        sc
+        for sc in scenarios
+        if sc.counters == "frozen"
+        and any(f.kind == "reset_after_charge" for f in sc.script.values())
+    ]
+    assert len(frozen_resets) >= 20
 
 
 def _scripted(*, opt_in: bool) -> Scenario:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
-from searchcans_async.testing import AccountSpec, Emulator, EmulatorCosts, KeySpec
+from searchcans_async.testing import AccountSpec, Emulator, EmulatorCosts, KeySpec, WireOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -78,14 +78,31 @@ async def test_reader_extras_cost_what_the_costs_say(session: aiohttp.ClientSess
 
 
 async def test_permanent_credits_are_consumed_first(session: aiohttp.ClientSession) -> None:
-    """Permanent credits go before paid ones; current and month count both."""
+    """Permanent credits go before paid ones and are counted in permanentCurrent only."""
     async with Emulator([AccountSpec(credits=10, permanent_credits=3)], latency=0) as emu:
         await post(session, emu, READER, {"s": URL, "t": "url", "proxy": 1})
         _, envelope = await post(session, emu, ACCOUNT, {})
     data = envelope["data"]
     assert (data["remain"], data["permanentRemain"], data["permanentCurrent"]) == (9, 0, 3)
-    assert (data["current"], data["month"], data["total"], data["permanentTotal"]) == (4, 4, 10, 3)
+    assert (data["current"], data["month"], data["total"], data["permanentTotal"]) == (1, 1, 10, 3)
     assert emu.stats().permanent_remain == 0
+
+
+@pytest.mark.parametrize(
+    ("counters", "current", "permanent_current"),
+    [("split", 1, 3), ("combined", 4, 3), ("frozen", 0, 0)],
+)
+async def test_the_consumption_counters_move_as_configured(
+    session: aiohttp.ClientSession, counters: str, current: int, permanent_current: int
+) -> None:
+    """WireOptions.counters: split as published, combined into current, or frozen."""
+    spec = AccountSpec(credits=10, permanent_credits=3)
+    async with Emulator([spec], latency=0, wire=WireOptions(counters=counters)) as emu:
+        await post(session, emu, READER, {"s": URL, "t": "url", "proxy": 1})
+        _, envelope = await post(session, emu, ACCOUNT, {})
+    data = envelope["data"]
+    assert (data["current"], data["permanentCurrent"]) == (current, permanent_current)
+    assert data["remain"] == 9  # billing never depends on the counters
 
 
 async def test_shared_and_capped_keys_are_both_charged_correctly(
@@ -184,7 +201,7 @@ async def test_drain_and_add_credits_change_the_account_live(
         _, envelope = await post(session, emu, ACCOUNT, {})
         stats = emu.stats()
     assert (envelope["data"]["remain"], envelope["data"]["total"]) == (29, 50)
-    assert envelope["data"]["current"] == 26
+    assert (envelope["data"]["current"], envelope["data"]["permanentCurrent"]) == (21, 5)
     assert (stats.external_drain, stats.charged, dict(stats.charged_by_key)) == (
         25,
         1,

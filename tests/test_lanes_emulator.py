@@ -9,7 +9,14 @@ import pytest
 from searchcans_async import CreditsExhausted, SearchCans, StopReason
 from searchcans_async._clock import VirtualClock
 from searchcans_async.events import BudgetRebased, ItemFinished, LanesResized, Stopped
-from searchcans_async.testing import Emulator, Fault, Faults, Latency
+from searchcans_async.testing import (
+    AccountSpec,
+    Emulator,
+    Fault,
+    Faults,
+    Latency,
+    WireOptions,
+)
 
 
 def client_for(emu: Emulator, **options: Any) -> SearchCans:
@@ -159,6 +166,37 @@ async def test_possibly_charged_resets_are_settled_by_the_next_check(
     assert report.remain_after == 100 - billed
     assert stats.possibly_charged == still_doubtful
     assert emu.stats().charged == billed
+
+
+@pytest.mark.parametrize(
+    ("spec", "wire"),
+    [
+        pytest.param(AccountSpec(credits=10_000), WireOptions(counters="frozen"), id="frozen"),
+        pytest.param(AccountSpec(credits=0, permanent_credits=10_000), None, id="bonus"),
+    ],
+)
+async def test_doubts_stay_charged_when_current_does_not_show_the_spending(
+    spec: AccountSpec, wire: WireOptions | None
+) -> None:
+    """Budget 30, every 4th search reset after its charge, `current` standing still.
+
+    Either the counters are frozen, or every credit spent is a bonus credit (counted in
+    `permanentCurrent`, not `current`). The growth of `current` cannot show what was
+    billed, so no check may free a doubt: the server bills at most the budget.
+    """
+    faults = Faults(script={n: Fault.reset_after_charge() for n in range(4, 400, 4)})
+    async with Emulator(accounts=[spec], latency=0.001, faults=faults, wire=wire) as emu:
+        async with (
+            client_for(emu) as client,
+            client.lanes(budget=30, recheck_every=2, recheck_interval=None, settle_grace=0) as pool,
+        ):
+            report = await pool.run_batch(client.search, [f"q{i}" for i in range(100)])
+        stats = emu.stats()
+    resets = sum(type(o.error).__name__ == "TransportError" for o in report.failed)
+    assert resets >= 5
+    assert stats.charged <= 30
+    assert report.credits_possibly_charged == resets
+    assert report.credits_committed + report.credits_possibly_charged == stats.charged
 
 
 async def test_every_item_and_rebase_is_reported_through_on_event() -> None:

@@ -168,9 +168,11 @@ async def test_a_holder_paused_past_its_lease_loses_its_lanes_to_the_others(
         with paused, other:
             for worker in (paused, other):
                 await asyncio.to_thread(worker.wait_ready)
-                worker.go()
+            # The paused one runs alone first, so that it holds the lanes when it stops.
+            paused.go()
             await eventually(lambda: requests_from(emu, "a-") >= 10)
             os.kill(paused.process.pid, signal.SIGSTOP)
+            other.go()
             try:
                 stopped_at = time.monotonic()
                 seen: list[int] = []
@@ -188,7 +190,10 @@ async def test_a_holder_paused_past_its_lease_loses_its_lanes_to_the_others(
     # The paused holder's lost leases went into doubt, not back to the budget.
     assert state["P"] >= 1
     assert stats.peak_in_flight <= 3
-    assert 1010 not in stats.refusals
+    # A call the paused process had checked its lease for just before it stopped may go
+    # out on SIGCONT (nothing can fence a frozen process): the server refuses it as 1010,
+    # never charged, at most one per lane that process held.
+    assert stats.refusals.get(1010, 0) <= 3
     assert requests_from(emu, "a-") > sent_by_paused_while_stopped  # it carried on after
     # Every billed call is in a report; the shared ledger counts it, settled or in doubt.
     assert sum(report["committed"] for report in reports) == stats.charged

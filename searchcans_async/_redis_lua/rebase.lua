@@ -2,8 +2,9 @@
 -- ARGV: mark seq, C at mark, E at mark, spendable, current (-1: unknown), lanes, ttl
 -- A reading whose mark is older than the one in use is ignored (STALE): the newer one
 -- already accounts for more. Possibly charged credits are settled as the in-process
--- ledger does: what the account consumed since the ledger opened, beyond what we
--- committed before the mark, bounds what the reflected doubts can have cost.
+-- ledger does: only when the account's consumption since the ledger opened is at least
+-- what we committed before the mark, what it shows beyond that bounds what the
+-- reflected doubts can have cost; otherwise every doubt stays charged.
 local mseq, c_mark, e_mark = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local spendable, current, lanes = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
@@ -17,9 +18,13 @@ if mseq >= L.mref then
   status = 'REBASED'
   L.mref, L.cref, L.eref = mseq, c_mark, e_mark
   L.spendable, L.lanes = spendable, lanes
-  if L.cur0 >= 0 and current >= L.cur0 then
-    local could = math.max(0, math.min(e_mark, current - L.cur0 - c_mark))
-    L.S = e_mark - could
+  -- The counters (current + permanentCurrent) are trusted only when they show at least
+  -- what we committed: a counter that lags or stands still frees nothing (_ledger.py).
+  local consumed = current - L.cur0
+  if L.cur0 < 0 or current < 0 or c_mark <= 0 or consumed < c_mark then
+    L.S = 0
+  else
+    L.S = e_mark - math.max(0, math.min(e_mark, consumed - c_mark))
   end
 end
 housekeeping(L, now)

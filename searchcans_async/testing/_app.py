@@ -201,7 +201,13 @@ class Service:
         if call.endpoint == "account":
             call.latency = self._draw_latency(call)
             await sleep(call.latency)
-            data = account_data(key.account, key, seed=self.seed, key_suffix=self.wire.key_suffix)
+            data = account_data(
+                key.account,
+                key,
+                seed=self.seed,
+                key_suffix=self.wire.key_suffix,
+                counters=self.wire.counters,
+            )
             return await self._success(request, call, data)
         try:
             query, cost = self._parse(call.endpoint, body)

@@ -357,6 +357,7 @@ class Latency:
 
 _DEEP_PAGES: Final = ("one", "all", "refuse")
 _NO_RESULTS_DATA: Final = ("list", "object")
+_COUNTERS: Final = ("split", "combined", "frozen")
 
 
 @attrs.frozen(kw_only=True)
@@ -374,6 +375,10 @@ class WireOptions:
       a client's result with `Emulator.log`); the published example sends `null` (default).
     * `key_suffix`: mask keys as `sk_••••••cdef` (a convenience to tell keys apart); the
       published example shows `sk_` and bullets only (default).
+    * `counters`: how the consumption counters move. `"split"` (default, as published):
+      `current` counts paid credits, `permanentCurrent` the bonus credits spent first;
+      `"combined"`: `current` counts both; `"frozen"`: neither ever moves (a lagging or
+      broken counter). Only `remain` is billed against in every case.
 
     Example:
         >>> WireOptions(deep_pages="all").no_results_data
@@ -386,3 +391,4 @@ class WireOptions:
     )
     request_ids: bool = False
     key_suffix: bool = False
+    counters: str = attrs.field(default="split", validator=attrs.validators.in_(_COUNTERS))

@@ -273,9 +273,22 @@ _PUBLISHED_MASK: Final = "sk_" + "\u2022" * 6
 
 
 def account_data(
-    account: AccountState, calling_key: KeyState, *, seed: int, key_suffix: bool = False
+    account: AccountState,
+    calling_key: KeyState,
+    *,
+    seed: int,
+    key_suffix: bool = False,
+    counters: str = "split",
 ) -> dict[str, Any]:
-    """The `/api/user/key` data object, camelCase, shaped like API.md's sample."""
+    """The `/api/user/key` data object, camelCase, shaped like API.md's sample.
+
+    `counters` is `WireOptions.counters`: how `current` and `permanentCurrent` move.
+    """
+    current, permanent_current = account.current, account.permanent_current
+    if counters == "combined":
+        current += permanent_current
+    elif counters == "frozen":
+        current = permanent_current = 0
     face = f"https://avatars.example.invalid/{account.id}.png"
     return {
         "nickName": account.nickname,
@@ -306,12 +319,12 @@ def account_data(
         ],
         "key": _masked(calling_key, suffix=key_suffix),
         "remain": account.remain,
-        "current": account.current,
-        "month": account.current,
+        "current": current,
+        "month": current,
         "total": account.paid_total,
         "permanentRemain": account.permanent_remain,
-        "permanentCurrent": account.permanent_current,
-        "permanentMonth": account.permanent_current,
+        "permanentCurrent": permanent_current,
+        "permanentMonth": permanent_current,
         "permanentTotal": account.permanent_total,
         "seq": int.from_bytes(digest("seq", seed, account.name)[:2], "big") % 9000 + 1000,
         "concurrent": account.lanes,

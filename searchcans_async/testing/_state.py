@@ -185,9 +185,8 @@ class AccountState:
         self.permanent_remain -= from_permanent
         self.permanent_current += from_permanent
         self.paid_remain -= from_paid
-        taken = from_permanent + from_paid
-        self.current += taken
-        return taken
+        self.current += from_paid  # bonus credits are counted in permanent_current only
+        return from_permanent + from_paid
 
     def charge(
         self, cost: int, key: KeyState, subject: str | None, *, success: bool = True
