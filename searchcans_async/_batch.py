@@ -116,6 +116,7 @@ class Batch(Generic[T, R]):
         self._committed = 0
         self._possibly_charged = 0
         self._failed: list[Outcome[T, Any]] = []
+        self._possibly_charged_items: list[int] = []
         self._not_started: list[tuple[int, T]] = []
         self._unconsumed: list[Outcome[T, R]] = []
         self._stop_reason: StopReason | None = None
@@ -527,6 +528,8 @@ class Batch(Generic[T, R]):
             return
         outcome: Outcome[T, Any] = Outcome(index, item, None, error)
         self._failed.append(outcome)
+        if lane is not None and (lane.committed or lane.possibly_charged):
+            self._possibly_charged_items.append(index)  # to_resume must not run it again
         if isinstance(error, CreditsExhausted):
             self._stop(StopReason.BUDGET, error)
         elif self._fail_fast and isinstance(error, Exception):
@@ -649,6 +652,7 @@ class Batch(Generic[T, R]):
             elapsed=pool.clock.now() - self._started,
             error=self._stop_error,
             unconsumed=tuple(self._unconsumed),
+            possibly_charged=tuple(self._possibly_charged_items),
         )
         logger.info(
             "batch stopped (%s): %d succeeded, %d failed, %d not started, %d credits spent",

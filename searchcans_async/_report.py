@@ -87,6 +87,10 @@ class BatchReport(Generic[T]):
         error: The error that stopped the batch, if one did.
         unconsumed: Outcomes that finished after the consumer stopped iterating (so
             nothing paid for is lost).
+        possibly_charged: Indexes of the failed items that spent credits, or may have
+            (a connection lost after sending, an unreadable answer, a billed call before
+            the one that failed). :meth:`to_resume` leaves them out, so that a resume
+            never pays for one twice; :meth:`possibly_charged_items` yields them.
 
     Example:
         >>> report = BatchReport(StopReason.BUDGET, succeeded=8, failed=(),
@@ -109,6 +113,7 @@ class BatchReport(Generic[T]):
     elapsed: float = 0.0
     error: BaseException | None = attrs.field(default=None, repr=False)
     unconsumed: tuple[Outcome[T, Any], ...] = attrs.field(default=(), repr=False)
+    possibly_charged: tuple[int, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -116,14 +121,37 @@ class BatchReport(Generic[T]):
         return self.stop_reason is StopReason.COMPLETED and not self.failed and not self.not_started
 
     def to_resume(self, items: Iterable[T]) -> Iterator[T]:
-        """Yield, from the same input, the items that still need to run.
+        """Yield, from the same input, the items that still need to run and cost nothing yet.
 
-        That is every failed or not-started item, then everything from ``unread_from``.
+        That is every failed item that cannot have been billed, every item not started,
+        then everything from ``unread_from``. Failed items that spent credits, or may
+        have, are left out (see :meth:`possibly_charged_items`): running them again could
+        pay twice, so that is the caller's decision.
+
+        Example:
+            >>> report = BatchReport(StopReason.COMPLETED, succeeded=1,
+            ...     failed=(Outcome(1, "b", None, OSError()), Outcome(2, "c", None, OSError())),
+            ...     not_started=(), unread_from=None, items_read=3, possibly_charged=(1,))
+            >>> list(report.to_resume("abc")), list(report.possibly_charged_items("abc"))
+            (['c'], ['b'])
         """
-        pending = {outcome.index for outcome in self.failed}
+        doubtful = set(self.possibly_charged)
+        pending = {outcome.index for outcome in self.failed} - doubtful
         pending.update(index for index, _ in self.not_started)
         for index, item in enumerate(items):
             if index in pending or (self.unread_from is not None and index >= self.unread_from):
+                yield item
+
+    def possibly_charged_items(self, items: Iterable[T]) -> Iterator[T]:
+        """Yield, from the same input, the failed items that spent credits, or may have.
+
+        Their calls were sent and then failed in a way that may have been billed (or a
+        billed call came before the one that failed). Check their results by other means,
+        or run them again knowing that each may be paid for twice.
+        """
+        doubtful = set(self.possibly_charged)
+        for index, item in enumerate(items):
+            if index in doubtful:
                 yield item
 
     def summary(self) -> str:
@@ -142,6 +170,11 @@ class BatchReport(Generic[T]):
                 f"possibly charged: {self.credits_possibly_charged}"
             ),
         ]
+        if self.possibly_charged:
+            lines.append(
+                f"left out of to_resume (may have been billed): {len(self.possibly_charged)}"
+                " item(s), see possibly_charged_items()"
+            )
         if self.remain_before is not None or self.remain_after is not None:
             lines.append(f"remain: {self.remain_before} -> {self.remain_after}")
         if self.error is not None:

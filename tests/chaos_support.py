@@ -836,7 +836,7 @@ def _check_item(
     steps, unrecorded = aligned
     assert len(steps) <= sc.attempts, f"{where}: {len(steps)} requests > {sc.attempts}"
     ambiguous_retries = 0
-    for position, (attempt, record) in enumerate(steps):
+    for step, (attempt, record) in enumerate(steps):
         if attempt is not None and record is not None:
             if attempt.credits:
                 assert record.credits_charged == attempt.credits, f"{where}: {attempt} {record}"
@@ -844,7 +844,7 @@ def _check_item(
                 assert attempt.outcome in AMBIGUOUS_OUTCOMES, (
                     f"{where}: charged {record.credits_charged}, the client saw {attempt.outcome}"
                 )
-        if position == len(steps) - 1:
+        if step == len(steps) - 1:
             break
         # Retried: only after an answer never charged, or (opted in) an ambiguous one.
         if record is not None and _retryable(record):
@@ -864,6 +864,8 @@ def _check_item(
         ambiguous_retries += 1
     charged_requests = sum(1 for record in records if record.credits_charged)
     assert result.charges[item.subject] == charged_requests, f"{where}: emulator books differ"
+    if error is not None and charged_requests:  # to_resume must never pay for it again
+        assert position in report.possibly_charged, f"{where}: billed, yet to be resumed"
     assert charged_requests <= 1 + ambiguous_retries, f"{where} charged {charged_requests} times"
     if error is None:  # succeeded: the last answer was a success (or "no results")
         last = records[-1]

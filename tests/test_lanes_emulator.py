@@ -199,6 +199,28 @@ async def test_doubts_stay_charged_when_current_does_not_show_the_spending(
     assert report.credits_committed + report.credits_possibly_charged == stats.charged
 
 
+async def test_to_resume_never_runs_a_possibly_charged_item_again() -> None:
+    """q1 is reset after its charge, q3 refused (400, free), the budget stops before q6.
+
+    Resuming runs only what cannot have been billed; q1 is offered separately.
+    """
+    faults = Faults(script={2: Fault.reset_after_charge(), 4: Fault.bad_request()})
+    items = [f"q{i}" for i in range(8)]
+    async with Emulator(credits=100, lanes=1, latency=0.001, faults=faults) as emu:
+        async with (
+            client_for(emu) as client,
+            client.lanes(budget=5, recheck_every=None, recheck_interval=None) as pool,
+        ):
+            report = await pool.run_batch(client.search, items)
+        charged = emu.charges_by_subject()
+    assert report.stop_reason is StopReason.BUDGET
+    assert [o.item for o in report.failed] == ["q1", "q3"]
+    assert charged["q1"] == 1  # the reset came after the charge
+    assert list(report.to_resume(items)) == ["q3", "q6", "q7"]
+    assert list(report.possibly_charged_items(items)) == ["q1"]
+    assert report.possibly_charged == (1,)
+
+
 async def test_every_item_and_rebase_is_reported_through_on_event() -> None:
     """on_event sees one ItemFinished per item (with its outcome) and the budget rebases."""
     events: list[Any] = []
