@@ -379,7 +379,8 @@ class SearchCans:
     ) -> Envelope:
         # Before any lane covers a cost: a closed client sends nothing, so charges nothing.
         self._transport.ensure_open()
-        attempt_timeout = max(timeout or self.timeout, server_wait + _TIMEOUT_MARGIN)
+        min_attempt = server_wait + _TIMEOUT_MARGIN  # never give up while the server works
+        attempt_timeout = max(timeout or self.timeout, min_attempt)
         lane = current_lane.get() if cost else None
         clock = self.clock
 
@@ -387,7 +388,10 @@ class SearchCans:
             if lane is not None:
                 await lane.cover(cost)
             started = clock.now()
-            budget = attempt_timeout if left is None else max(0.001, min(attempt_timeout, left))
+            # The deadline may shorten a generous client timeout, never the server's wait.
+            budget = (
+                attempt_timeout if left is None else max(min_attempt, min(attempt_timeout, left))
+            )
             try:
                 envelope = await self._transport.post(path, body, timeout=budget)
             except SearchCansError as error:
@@ -414,8 +418,7 @@ class SearchCans:
             rng=self._rng,
             emit=self.emit,
             endpoint=endpoint,
-            # Only retry when the server's own wait still fits before the deadline.
-            min_attempt=server_wait + _TIMEOUT_MARGIN,
+            min_attempt=min_attempt,
         )
 
     def _finished(

@@ -241,6 +241,20 @@ class CreditsExhausted(SearchCansError):  # noqa: N818  # the name DESIGN.md pro
         self.available = available
 
 
+class DeadlineTooShortError(SearchCansError):
+    """The retry deadline cannot cover one whole attempt, so the call was not sent.
+
+    An attempt may take as long as the server's own wait (``server_timeout`` plus
+    ``wait``) plus a margin; a deadline cut shorter would give up while the server still
+    works (and bills), with the lane still busy. Raise ``RetryPolicy.deadline`` or ask the
+    server for a shorter wait. Not charged.
+
+    Example:
+        >>> DeadlineTooShortError("deadline 1 s < one attempt (15 s)").charged
+        False
+    """
+
+
 class LeaseExpiredError(SearchCansError):
     """A shared lane's lease ran out before the request was sent, so it was not sent.
 

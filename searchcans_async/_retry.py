@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import attrs
 
 from ._errors import (
+    DeadlineTooShortError,
     LaneBusyError,
     ResponseFormatError,
     SearchCansError,
@@ -53,7 +54,12 @@ class RetryPolicy:
     Delays: 1010 waits a random 100-500 ms; a ``Retry-After`` is honoured up to
     ``retry_after_max``; anything else backs off exponentially with full jitter
     (a random wait between 0 and ``min(backoff_max, backoff_initial * 2**retry)``).
-    No retry starts past ``deadline`` seconds after the first attempt.
+    An attempt starts only if it can run whole before ``deadline`` seconds after the first
+    one started (whole: the server's own wait ``server_timeout + wait`` plus 5 s); the
+    deadline never cuts an attempt short, since the server would still work on it, and
+    bill it. A deadline shorter than one whole attempt refuses the call before sending
+    (:class:`DeadlineTooShortError`, not charged). The default, 300 s, covers a 295 s
+    server wait.
 
     Example:
         >>> RetryPolicy().attempts
@@ -69,7 +75,7 @@ class RetryPolicy:
     backoff_multiplier: float = attrs.field(default=2.0, validator=_positive)
     lane_busy_delay: tuple[float, float] = attrs.field(default=(0.1, 0.5))
     retry_after_max: float = attrs.field(default=30.0, validator=_positive)
-    deadline: float | None = attrs.field(default=120.0)
+    deadline: float | None = attrs.field(default=300.0)
     retry_possibly_charged: bool = False
 
     @attempts.validator
@@ -137,10 +143,19 @@ async def call_with_retries(
     """Run ``attempt(number, seconds_left)`` until it succeeds or the policy gives up.
 
     ``seconds_left`` is what remains of the policy's deadline (``None`` without one), so
-    the attempt can shorten its own timeout. A retry starts only if at least
-    ``min_attempt`` seconds of the deadline remain after its backoff: an attempt cut short
-    by the deadline would leave the call possibly charged. The last error is raised as it is.
+    the attempt can shorten a generous timeout of its own, never below ``min_attempt``
+    (the server's own wait plus a margin): an attempt cut shorter would give up while the
+    server still works, leaving the call possibly charged and its lane busy. So an attempt
+    starts only if ``min_attempt`` seconds of the deadline remain (after the backoff, for a
+    retry); a deadline too short for the first one raises :class:`DeadlineTooShortError`
+    before anything is sent. The last error is raised as it is.
     """
+    if policy.deadline is not None and policy.deadline < min_attempt:
+        raise DeadlineTooShortError(
+            f"the retry deadline ({policy.deadline:g} s) cannot cover one whole attempt at "
+            f"{endpoint} ({min_attempt:g} s: the server's own wait plus a margin), so the "
+            "call was not sent; raise RetryPolicy.deadline or ask for a shorter server wait"
+        )
     started = clock.now()
     number = 0
     while True:

@@ -85,6 +85,9 @@ def test_the_fixed_seeds_draw_from_the_whole_fault_matrix() -> None:
         and any(f.kind == "reset_after_charge" for f in sc.script.values())
     ]
     assert len(frozen_resets) >= 20
+    # Long server waits: some fit the deadline, some cannot (refused before sending).
+    assert sum(sc.server_timeout == 20.0 for sc in scenarios) >= 50
+    assert sum(sc.refuses_every_call for sc in scenarios) >= 100
 
 
 def _scripted(*, opt_in: bool) -> Scenario:

@@ -14,6 +14,7 @@ from searchcans_async import (
     Account,
     AuthenticationError,
     CreditsExhausted,
+    DeadlineTooShortError,
     LaneBusyError,
     LanePool,
     ReaderPage,
@@ -490,6 +491,7 @@ class RecordingTransport:
         (35.0, {"query": "q", "server_timeout": 40}, 45.0),
         (1.0, {"query": "q", "server_timeout": 20, "timeout": 60.0}, 60.0),
         (1.0, {"query": "q", "server_timeout": 20, "timeout": 2.0}, 25.0),
+        (1.0, {"query": "q", "server_timeout": 150}, 155.0),  # not cut to the deadline
     ],
 )
 async def test_the_attempt_timeout_outlasts_the_servers_own_wait(
@@ -519,17 +521,32 @@ async def test_a_reader_wait_lengthens_the_timeout(
     assert transport.timeouts == [40.0]
 
 
-async def test_the_deadline_cuts_an_attempt_short_as_possibly_charged(
+async def test_a_deadline_shorter_than_one_attempt_refuses_before_sending(
     emulator: Emulator, clock: VirtualClock
 ) -> None:
-    """A server that holds the request past the call's deadline: TransportError, charged None."""
-    emulator.pause()
+    """deadline=0.2 s cannot cover a search's 10 s server wait: refused, never sent."""
+    emulator.pause()  # were it sent, the server would hold it past the deadline
     policy = RetryPolicy(deadline=0.2)
     async with client_for(emulator, clock, retry=policy) as client:
-        with pytest.raises(TransportError, match="before the deadline") as caught:
+        with pytest.raises(DeadlineTooShortError, match="cannot cover one whole attempt") as caught:
             await client.search("asyncio")
-        emulator.resume()
-    assert (caught.value.charged, caught.value.retryable) == (None, False)
+    emulator.resume()
+    assert (caught.value.charged, caught.value.retryable) == (False, False)
+    assert emulator.stats().requests == 0
+
+
+async def test_a_deadline_shortens_a_generous_client_timeout_but_never_the_servers_wait(
+    canary_key: str, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """timeout=60 with deadline=20: the attempt gets 20 s, which still covers d + 5 = 15 s."""
+    transport = RecordingTransport({"organic": []})
+    policy = RetryPolicy(deadline=20.0)
+    async with SearchCans(canary_key, clock=clock, timeout=60.0, retry=policy) as client:
+        monkeypatch.setattr(client._transport, "post", transport.post)
+        await client.search("q")
+        with pytest.raises(DeadlineTooShortError):
+            await client.search("q", server_timeout=30)
+    assert transport.timeouts == [20.0]
 
 
 # -- lanes: what a call tells the lane it runs in --------------------------------------------

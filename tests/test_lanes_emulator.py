@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
-from searchcans_async import CreditsExhausted, SearchCans, StopReason
+from searchcans_async import Costs, CreditsExhausted, SearchCans, StopReason
 from searchcans_async._clock import VirtualClock
 from searchcans_async.events import BudgetRebased, ItemFinished, LanesResized, Stopped
 from searchcans_async.testing import (
     AccountSpec,
     Emulator,
+    EmulatorCosts,
     Fault,
     Faults,
     Latency,
@@ -219,6 +220,24 @@ async def test_to_resume_never_runs_a_possibly_charged_item_again() -> None:
     assert list(report.to_resume(items)) == ["q3", "q6", "q7"]
     assert list(report.possibly_charged_items(items)) == ["q1"]
     assert report.possibly_charged == (1,)
+
+
+async def test_a_billed_no_results_answer_is_counted_when_configured() -> None:
+    """Costs(no_results_charged=True): each 9999 answer is committed, so the budget holds."""
+    queries = [f"q{i}" for i in range(20)]
+    async with Emulator(
+        credits=1000,
+        lanes=2,
+        latency=0.001,
+        costs=EmulatorCosts(no_results_charged=True),
+        no_results=queries[::2],
+    ) as emu:
+        client = client_for(emu, costs=Costs(no_results_charged=True))
+        async with client, client.lanes(budget=15, recheck_every=None) as pool:
+            report = await pool.run_batch(client.search, queries)
+        stats = emu.stats()
+    assert report.stop_reason is StopReason.BUDGET
+    assert stats.charged == report.credits_committed == 15
 
 
 async def test_every_item_and_rebase_is_reported_through_on_event() -> None:

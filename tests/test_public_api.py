@@ -20,6 +20,7 @@ PUBLIC_NAMES = [
     "BatchReport",
     "Costs",
     "CreditsExhausted",
+    "DeadlineTooShortError",
     "ImageResult",
     "InsufficientCreditsError",
     "LaneBusyError",

@@ -214,7 +214,7 @@ async def test_a_retry_after_beyond_the_deadline_is_not_waited(
 ) -> None:
     """When the asked wait alone passes the deadline, the error is raised at once."""
     emu = await serve(Fault.rate_limited(30))
-    async with client_for(emu, clock, retry=RetryPolicy(deadline=10.0)) as client:
+    async with client_for(emu, clock, retry=RetryPolicy(deadline=20.0)) as client:
         with pytest.raises(RateLimitedError) as caught:
             await client.search("asyncio")
     assert caught.value.retry_after == 30.0
