@@ -37,10 +37,12 @@ def child_env(emu: Emulator | None, key: str | None) -> dict[str, str]:
     return env
 
 
-async def start(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def start(
+    *args: str, env: dict[str, str], stdin: int | None = None
+) -> asyncio.subprocess.Process:
     """Start ``python -m searchcans_async ARGS``."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "searchcans_async", *args, env=env,
+        sys.executable, "-m", "searchcans_async", *args, env=env, stdin=stdin,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
@@ -159,3 +161,24 @@ async def test_a_missing_key_exits_2_with_one_line() -> None:
     assert stderr.startswith("searchcans-async: error: no API key")
     assert stderr.count("\n") == 1
     assert stdout == ""
+
+
+async def test_a_batch_from_stdin_exits_with_its_code_while_stdin_stays_open(
+    canary_key: str, tmp_path: Path
+) -> None:
+    """batch - stops at its budget while the producer keeps stdin open: exit 3, not 134."""
+    out = tmp_path / "results.jsonl"
+    spec = AccountSpec(credits=1_000, lanes=2, keys=[KeySpec(canary_key, name="canary")])
+    async with Emulator([spec], latency=0) as emu:
+        env = child_env(emu, canary_key)
+        command = ("batch", "-", "--out", str(out), "--budget", "5", "--progress", "plain")
+        process = await start(*command, env=env, stdin=asyncio.subprocess.PIPE)
+        assert process.stdin is not None
+        process.stdin.write(b"".join(f'"open stdin {n}"\n'.encode() for n in range(20)))
+        await process.stdin.drain()  # and never closed until the child has exited
+        async with asyncio.timeout(_DEADLINE):
+            stdout, stderr = await process.communicate()
+        charges = emu.charges_by_subject()
+    assert process.returncode == ExitCode.BUDGET, stderr.decode()
+    assert "Fatal Python error" not in stderr.decode()
+    assert sum(charges.values()) == 5

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
@@ -193,17 +194,43 @@ class StdinLines:
         return True
 
     def _read(self) -> None:
+        lines = self._lines()
         try:
             while not self._stop.is_set():
                 if not self._room.acquire(timeout=0.1):
                     continue
-                raw = self._stream.readline()
+                raw = next(lines, b"")
                 if not raw or not self._put(raw):
                     break
         except Exception as error:  # noqa: BLE001  # handed to the reader, who reports it
             self._put(error)
             return
         self._put(None)
+
+    def _lines(self) -> Iterator[bytes]:
+        """The stream's lines, read from its file descriptor when it has one.
+
+        A thread blocked in a buffered ``readline()`` holds the buffer's lock, and an
+        interpreter exiting while stdin is still open then aborts ("Fatal Python error:
+        could not acquire lock ... daemon threads", exit 134). ``os.read`` on the file
+        descriptor holds no such lock, so the process exits with its own code.
+        """
+        try:
+            fd = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):  # an in-memory stream: no descriptor
+            yield from iter(self._stream.readline, b"")
+            return
+        pending = b""
+        while True:
+            chunk = os.read(fd, 65_536)
+            if not chunk:
+                break
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                yield line + b"\n"
+        if pending:
+            yield pending
 
     def close(self) -> None:
         """Stop reading ahead."""
