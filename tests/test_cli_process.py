@@ -177,8 +177,36 @@ async def test_a_batch_from_stdin_exits_with_its_code_while_stdin_stays_open(
         process.stdin.write(b"".join(f'"open stdin {n}"\n'.encode() for n in range(20)))
         await process.stdin.drain()  # and never closed until the child has exited
         async with asyncio.timeout(_DEADLINE):
-            stdout, stderr = await process.communicate()
+            _, stderr = await process.communicate()
         charges = emu.charges_by_subject()
     assert process.returncode == ExitCode.BUDGET, stderr.decode()
     assert "Fatal Python error" not in stderr.decode()
     assert sum(charges.values()) == 5
+
+
+async def test_a_second_run_on_the_same_output_refuses_while_the_first_runs(
+    canary_key: str, queries: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """Two `batch --resume` on one --out (cron started twice): the second exits 9 at once."""
+    source, words = queries
+    out = tmp_path / "results.jsonl"
+    spec = AccountSpec(credits=1_000, lanes=3, keys=[KeySpec(canary_key, name="canary")])
+    async with Emulator([spec], latency=0) as emu:
+        env = child_env(emu, canary_key)
+        command = ("batch", str(source), "--out", str(out), "--resume", "--progress", "plain")
+        emu.pause()  # the first run holds its lanes, mid-batch
+        first = await start(*command, env=env)
+        async with asyncio.timeout(_DEADLINE):
+            while emu.stats().in_flight < 3:  # noqa: ASYNC110  # polls the emulator: no event
+                await asyncio.sleep(0.01)
+        code, _, stderr = await run(*command, env=env)
+        emu.resume()
+        async with asyncio.timeout(_DEADLINE):
+            _, first_err = await first.communicate()
+        charges = emu.charges_by_subject()
+    assert code == ExitCode.LOCKED, stderr
+    assert f"another batch is writing {out}" in stderr
+    assert first.returncode == ExitCode.OK, first_err.decode()
+    assert set(charges) == set(words)
+    assert set(charges.values()) == {1}, "an item was paid twice"
+    assert not (tmp_path / "results.jsonl.lock").exists()  # the first run cleaned up

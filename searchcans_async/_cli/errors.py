@@ -36,6 +36,8 @@ class ExitCode(enum.IntEnum):
     """Anything else: the server is unreachable, ``--fail-fast`` stopped, an output error."""
     WARNING = 8
     """``monitor --exit-on-warning``: credits fell under the threshold or run out soon."""
+    LOCKED = 9
+    """Another ``batch`` is writing the same ``--out`` (its lock file ``OUT.lock`` is held)."""
 
 
 EXIT_BY_STOP: Final[Mapping[StopReason, ExitCode]] = {

@@ -26,6 +26,7 @@ from .jsonl import (
     StdinLines,
     read_jobs,
 )
+from .lock import output_lock
 from .progress import BatchProgress, EventCounter, ProgressMode, Snapshot, format_duration
 
 if TYPE_CHECKING:
@@ -294,6 +295,26 @@ async def run_batch(
         CliError: Bad usage or input found before anything was spent.
         SearchCansError: The account could not be read (e.g. 401, unreachable).
     """
+    with contextlib.ExitStack() as lock:
+        if spec.out is not None:
+            lock.enter_context(output_lock(spec.out))  # one run per output: none pays twice
+        return await _run_batch(
+            client, spec, console=console, events=events, interrupts=interrupts,
+            scrub=scrub, stdin=stdin, stdout=stdout,
+        )  # fmt: skip
+
+
+async def _run_batch(
+    client: SearchCans,
+    spec: BatchSpec,
+    *,
+    console: Console,
+    events: EventCounter,
+    interrupts: Interrupts,
+    scrub: Scrub,
+    stdin: IO[bytes],
+    stdout: IO[str],
+) -> BatchRun:
     parser = LineParser(spec.kind, spec.input_name, spec.defaults)
     state = _check_output(spec)
     total: int | None = None
