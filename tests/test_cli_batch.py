@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import tempfile
 import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -544,8 +545,16 @@ def test_resume_state_reads_what_earlier_runs_wrote(tmp_path: Path) -> None:
 # -- the demo ----------------------------------------------------------------------------------
 
 
-def test_the_demo_stops_at_the_budget_resumes_and_proves_it(tmp_path: Path) -> None:
-    """The demo's story in small: a budget stop, a top-up, a resume, and the final check."""
+def test_the_demo_stops_at_the_budget_resumes_and_proves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's story in small: a budget stop, a top-up, a resume, and the final check.
+
+    Its working folder (the generated input) is removed at the end.
+    """
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     out = tmp_path / "demo.jsonl"
     result = invoke(
         ["demo", "--items", "120", "--latency", "0.001", "--progress", "plain", "--out", str(out)]
@@ -558,6 +567,7 @@ def test_the_demo_stops_at_the_budget_resumes_and_proves_it(tmp_path: Path) -> N
     again = invoke(["demo", "--items", "20", "--out", str(out)])
     assert again.exit_code == ExitCode.USAGE
     assert "already exists" in one_error_line(again)
+    assert list(scratch.iterdir()) == []  # nothing left behind in the temporary folder
 
 
 def test_the_demo_plan_has_distinct_queries_and_a_budget_that_runs_out() -> None:

@@ -112,6 +112,23 @@ def test_the_readme_starts_with_the_two_commands() -> None:
     assert text.index("make demo") > text.index("\n## ") > text.index("# searchcans_async")
 
 
+def test_the_readme_installs_from_a_checkout_with_every_extra() -> None:
+    """No index serves the package yet: the install block uses `.`, one line per extra."""
+    import tomllib  # noqa: PLC0415  # imported where the test needs it
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Install") : text.index("## Quickstart")]
+    block = re.search(r"```console\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert commands[0] == "pip install ."
+    extras = [re.fullmatch(r"pip install '\.\[(\w+)\]'", c) for c in commands[1:]]
+    assert all(extras), commands
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    offered = set(project["optional-dependencies"]) - {"dev", "docs", "bench"}
+    assert {m.group(1) for m in extras if m} == offered
+
+
 _ROW = re.compile(r"^\| `(\w+)` \| (.*?) \| (.*?) \| (.*?) \| (.*?) \|$", re.MULTILINE)
 
 

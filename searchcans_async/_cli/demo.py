@@ -119,14 +119,16 @@ def run_demo(options: DemoOptions) -> int:
         raise CliError("demo interrupted", ExitCode.CANCELLED) from None
 
 
-def _paths(options: DemoOptions) -> tuple[Path, Path]:
+def _paths(options: DemoOptions, workdir: Path) -> tuple[Path, Path]:
+    """The demo's input (in ``workdir``, removed at the end) and its results file.
+
+    The results go to ``--out`` when given (kept), else beside the input (removed too).
+    """
     if options.out is None:
-        workdir = Path(tempfile.mkdtemp(prefix="searchcans-demo-"))
         return workdir / "queries.jsonl", workdir / "results.jsonl"
     if options.out.exists() and options.out.stat().st_size:
         raise CliError(f"{options.out} already exists; the demo writes a new results file")
     options.out.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="searchcans-demo-"))
     return workdir / "queries.jsonl", options.out
 
 
@@ -136,8 +138,15 @@ def _say(console: Console, text: str, style: str = "") -> None:
 
 async def _demo(options: DemoOptions, console: Console) -> int:
     plan = _plan(options)
-    input_path, out = _paths(options)
-    input_path.write_text("\n".join(plan.lines) + "\n", encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="searchcans-demo-") as workdir:
+        input_path, out = _paths(options, Path(workdir))
+        input_path.write_text("\n".join(plan.lines) + "\n", encoding="utf-8")
+        return await _run(options, plan, console, input_path, out)
+
+
+async def _run(
+    options: DemoOptions, plan: _Plan, console: Console, input_path: Path, out: Path
+) -> int:
     emulator = Emulator(
         credits=plan.credits,
         lanes=options.lanes,
@@ -177,7 +186,8 @@ async def _story(  # noqa: PLR0917  # the demo's cast, introduced once
         "            seeded faults: 1010 lanes busy, 429 rate limited, 503, 1001 server timeout\n"
         f"  input     {input_path} ({options.items} queries; "
         f"{len(plan.no_results)} of them find nothing)\n"
-        f"  output    {out}",
+        f"  output    {out}"
+        + ("" if options.out is not None else "  (removed at the end: --out FILE keeps it)"),
     )
     spec = BatchSpec(
         kind="search", input=input_path, out=out, floor=plan.floor, progress=options.progress,
