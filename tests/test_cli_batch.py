@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import tempfile
 import json
+import tempfile
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
