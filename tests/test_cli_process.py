@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -210,3 +211,21 @@ async def test_a_second_run_on_the_same_output_refuses_while_the_first_runs(
     assert set(charges) == set(words)
     assert set(charges.values()) == {1}, "an item was paid twice"
     assert not (tmp_path / "results.jsonl.lock").exists()  # the first run cleaned up
+
+
+async def test_the_emulator_command_on_a_busy_port_and_its_help() -> None:
+    """A taken port: one line, exit 7 (as the testing module); --help lists the fault kinds."""
+    from searchcans_async.testing import FAULT_KINDS  # noqa: PLC0415  # imported where the test needs it
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, stderr = await run("emulator", "--port", str(port), env=child_env(None, None))
+    assert code == ExitCode.ERROR
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+    assert stderr.count("\n") == 1, stderr
+    code, help_text, _ = await run("emulator", "--help", env=child_env(None, None))
+    assert code == 0
+    flat = " ".join(help_text.split())
+    assert all(kind in flat for kind in FAULT_KINDS), help_text

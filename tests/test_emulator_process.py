@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -297,3 +299,29 @@ def test_users_enable_the_plugin_from_their_conftest(pytester: pytest.Pytester) 
         "--strict-markers", "-o", "asyncio_default_fixture_loop_scope=function", "-W", "error"
     )
     result.assert_outcomes(passed=2)
+
+
+def test_main_on_a_busy_port_says_so_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port in use: one line on stderr and exit 7, as `searchcans-async emulator` does."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main_module.main(["--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 7
+    assert err.count("\n") == 1, err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+def test_the_readme_testing_example_runs_as_written(pytester: pytest.Pytester) -> None:
+    """README's conftest.py + test_crawler.py, copied into a fresh folder, pass as they are."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(# (conftest|test_crawler)\.py\n.*?)```", readme, re.DOTALL)
+    files = {name: code for code, name in blocks}
+    assert set(files) == {"conftest", "test_crawler"}
+    pytester.makeconftest(files["conftest"])
+    pytester.makepyfile(test_crawler=files["test_crawler"])
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")  # as a user runs it
+    result.assert_outcomes(passed=1)

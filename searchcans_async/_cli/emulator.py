@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..testing import emulator_from_options
+from ..testing import FAULT_KINDS, emulator_from_options
 from .errors import CliError, ExitCode
 
 if TYPE_CHECKING:
@@ -19,12 +19,16 @@ if TYPE_CHECKING:
 __all__ = ["emulator", "serve_emulator", "serve_until"]
 
 
-async def serve_until(emulator: Emulator, stop: asyncio.Event, echo: Callable[[str], None]) -> None:
+async def serve_until(
+    emulator: Emulator, stop: asyncio.Event, echo: Callable[[str], None], *, address: str = ""
+) -> None:
     """Serve ``emulator`` until ``stop`` is set, announcing its URL and key first."""
     try:
         await emulator.start()
     except OSError as error:
-        raise CliError(f"cannot listen: {error.strerror or error}", ExitCode.ERROR) from None
+        where = f" on {address}" if address else ""
+        message = f"cannot listen{where}: {error.strerror or error}"
+        raise CliError(message, ExitCode.ERROR) from None
     try:
         stats = emulator.stats()
         echo(
@@ -54,7 +58,8 @@ def serve_emulator(**options: Any) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve_until(emulator, stop, click.echo)
+        address = f"{options.get('host', '127.0.0.1')}:{options.get('port', '')}"
+        await serve_until(emulator, stop, click.echo, address=address)
         return ExitCode.OK
 
     try:
@@ -107,7 +112,9 @@ def serve_emulator(**options: Any) -> int:
     "faults",
     multiple=True,
     metavar="KIND=RATE",
-    help="Inject a fault at a rate, e.g. lane_busy=0.05 (repeatable).",
+    help="Inject a fault at a rate, e.g. lane_busy=0.05 (repeatable). Kinds: "
+    + ", ".join(sorted(FAULT_KINDS))
+    + ".",
 )
 def emulator(
     *,

@@ -16,6 +16,7 @@ from ._faults import FAULT_KINDS, Fault, Faults
 __all__ = ["emulator_from_options", "main", "parse_fault_rate", "serve"]
 
 DEFAULT_PORT = 8765
+_EXIT_ERROR = 7  # as `searchcans-async emulator` exits when it cannot listen (ExitCode.ERROR)
 
 
 def parse_fault_rate(option: str) -> tuple[Fault, float]:
@@ -174,5 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as error:
         parser.error(str(error))
-    asyncio.run(_serve_until_signalled(emulator))
+    try:
+        asyncio.run(_serve_until_signalled(emulator))
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        sys.stderr.write(
+            f"{parser.prog}: error: cannot listen on {options.host}:{options.port}: "
+            f"{error.strerror or error}\n"
+        )
+        return _EXIT_ERROR
     return 0

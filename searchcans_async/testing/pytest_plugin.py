@@ -4,7 +4,7 @@ Enable them in your root `conftest.py`:
 
     pytest_plugins = ["searchcans_async.testing.pytest_plugin"]
 
-Then:
+Then (an `async def` test that uses these fixtures runs on asyncio without a marker):
 
     async def test_my_crawler(searchcans_emulator):
         await crawl(base_url=searchcans_emulator.base_url, api_key=searchcans_emulator.api_key)
@@ -28,19 +28,19 @@ with `searchcans_emulator_factory`:
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pytest
 import pytest_asyncio
 
 from ._emulator import Emulator
 
-if TYPE_CHECKING:
-    import pytest
-
 __all__ = [
     "EmulatorFactory",
     "pytest_configure",
+    "pytest_pycollect_makeitem",
     "searchcans_emulator",
     "searchcans_emulator_factory",
 ]
@@ -56,6 +56,30 @@ def pytest_configure(config: pytest.Config) -> None:
         "searchcans_emulator(**options): keyword arguments of the Emulator that the "
         "searchcans_emulator fixture serves",
     )
+
+
+_FIXTURES = frozenset({"searchcans_emulator", "searchcans_emulator_factory"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Run ``async def`` tests that use these fixtures on asyncio, with no marker or config.
+
+    pytest-asyncio's default (strict) mode only runs coroutine tests marked
+    ``@pytest.mark.asyncio``; a test that asks for an emulator fixture clearly wants
+    asyncio, so it gets the marker here (unless it already has it). Other tests are left
+    to your own configuration.
+    """
+    del collector, name
+    if not inspect.iscoroutinefunction(obj):
+        return
+    try:
+        wanted = _FIXTURES & set(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):  # no signature to read
+        return
+    marks = getattr(obj, "pytestmark", [])
+    if wanted and not any(mark.name == "asyncio" for mark in marks):
+        pytest.mark.asyncio(obj)
 
 
 def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
