@@ -14,7 +14,7 @@ import attrs
 if TYPE_CHECKING:
     from ._costs import Costs
 
-__all__ = ["ENGINES", "ReadRequest", "SearchRequest"]
+__all__ = ["ENGINES", "MAX_QUERY_CHARS", "MAX_URL_CHARS", "ReadRequest", "SearchRequest"]
 
 ENGINES: Final = (
     "google",
@@ -25,6 +25,12 @@ ENGINES: Final = (
     "google_videos",
     "google_short_videos",
 )
+
+#: The longest query sent (characters). Search engines cut queries far shorter; a longer
+#: one is a mistake (a file pasted as a query) that would be sent, and billed, for nothing.
+MAX_QUERY_CHARS: Final = 2_048
+#: The longest URL sent to the Reader (characters), beyond what browsers and servers take.
+MAX_URL_CHARS: Final = 8_192
 
 SEARCH_PATH: Final = "/api/v1/search"
 READ_PATH: Final = "/api/v1/url"
@@ -47,6 +53,13 @@ def _text(name: str, value: object, *, optional: bool = False) -> None:
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if not value.strip():
         raise ValueError(f"{name} must not be empty")
+
+
+def _length(name: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise ValueError(
+            f"{name} must be at most {limit:,} characters, got {len(value):,} (nothing was sent)"
+        )
 
 
 def _count(name: str, value: object, *, low: int, high: int | None = None) -> None:
@@ -99,6 +112,7 @@ class SearchRequest:
 
     def __attrs_post_init__(self) -> None:
         _text("query", self.query)
+        _length("query", self.query, MAX_QUERY_CHARS)
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
         _text("country", self.country, optional=True)
@@ -164,6 +178,7 @@ class ReadRequest:
 
     def __attrs_post_init__(self) -> None:
         _text("url", self.url)
+        _length("url", self.url, MAX_URL_CHARS)
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"url must be an absolute http(s) URL, got {self.url!r:.200}")

@@ -137,6 +137,29 @@ def test_plain_progress_lines_when_not_a_terminal(
     assert "credits spent" in progress[0]
 
 
+def test_plain_text_input_is_one_query_per_line(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """A plain list (the commonest input) runs as it is; --format text keeps JSON-looking lines."""
+    emu = serve()
+    source = tmp_path / "queries.txt"
+    source.write_text('python asyncio\n\n"exact phrase" search\n{braces} too\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = invoke(["batch", str(source), "--out", str(out)], env=emu.env())
+    assert result.exit_code == ExitCode.OK, result.stderr
+    subjects = {record["line"]: record["subject"] for record in records(out)}
+    assert subjects == {1: "python asyncio", 3: '"exact phrase" search', 4: "{braces} too"}
+    quoted = tmp_path / "quoted.txt"
+    quoted.write_text('"a"\n', encoding="utf-8")
+    out2 = tmp_path / "out2.jsonl"
+    forced = invoke(["batch", str(quoted), "--format", "text", "--out", str(out2)], env=emu.env())
+    assert forced.exit_code == ExitCode.OK, forced.stderr
+    assert [record["subject"] for record in records(out2)] == ['"a"']
+    strict = invoke(["batch", str(source), "--format", "jsonl"], env=emu.env())
+    assert strict.exit_code == ExitCode.USAGE
+    assert "--format text" in one_error_line(strict)
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 

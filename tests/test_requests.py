@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from searchcans_async import Costs, SearchCans
-from searchcans_async._requests import ENGINES, ReadRequest, SearchRequest
+from searchcans_async._requests import (
+    ENGINES,
+    MAX_QUERY_CHARS,
+    MAX_URL_CHARS,
+    ReadRequest,
+    SearchRequest,
+)
 from searchcans_async.testing import Emulator
 
 if TYPE_CHECKING:
@@ -314,3 +320,23 @@ async def test_pages_1_is_sent_with_every_engine(engine: str) -> None:
     async with Emulator(latency=0) as emu, SearchCans(emu.api_key, base_url=emu.base_url) as client:
         result = await client.send(request)
         assert (len(result), result.credits, emu.log[0].credits_charged) == (10, 1, 1)
+
+
+def test_a_query_or_url_over_the_documented_size_is_refused_without_echoing_it() -> None:
+    """2,048 characters a query, 8,192 a URL: longer is refused before sending, briefly."""
+    SearchRequest(query="q" * MAX_QUERY_CHARS)
+    with pytest.raises(ValueError, match="2,048") as caught:
+        SearchRequest(query="q" * 100_000)
+    assert len(str(caught.value)) < 200
+    ReadRequest(url="https://example.com/" + "p" * (MAX_URL_CHARS - 20))
+    with pytest.raises(ValueError, match="8,192") as too_long:
+        ReadRequest(url="https://example.com/" + "p" * 2_000_000)
+    assert len(str(too_long.value)) < 200
+
+
+async def test_a_huge_query_never_reaches_the_server() -> None:
+    """client.search() with a 100k-character query: ValueError, the server saw nothing."""
+    async with Emulator(latency=0) as emu, SearchCans(emu.api_key, base_url=emu.base_url) as client:
+        with pytest.raises(ValueError, match="at most 2,048 characters"):
+            await client.search("x" * 100_000)
+        assert emu.stats().requests == 0

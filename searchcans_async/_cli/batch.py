@@ -32,6 +32,15 @@ PROGRESS_CHOICES: Final = ("auto", "live", "plain", "off")
     help="What each line is: a query (search) or a URL (read).",
 )
 @click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["auto", "jsonl", "text"]),
+    default="auto",
+    show_default=True,
+    help="INPUT's format: one JSON string or object per line (jsonl), one plain query or URL "
+    "per line (text), or auto: jsonl if its first line is JSON, else text.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write results here, one JSON line per item (default: stdout).",
@@ -88,6 +97,7 @@ def batch(
     input_path: str,
     *,
     kind: Literal["search", "read"],
+    input_format: Literal["auto", "jsonl", "text"],
     out: Path | None,
     resume: bool,
     retry_possibly_charged: bool,
@@ -102,11 +112,11 @@ def batch(
     progress: Literal["auto", "live", "plain", "off"],
     progress_every: float,
 ) -> int:
-    """Run every line of INPUT (a JSONL file, or - for stdin) in the account's lanes.
+    """Run every line of INPUT (a file, or - for stdin) in the account's lanes.
 
-    Each line is a JSON string (the query, or the URL with --kind read) or an object
-    with "query"/"url" plus per-item options named like the Python keyword arguments,
-    e.g. {"query": "asyncio", "engine": "bing", "pages": 2}. A bad line in a file
+    Each line is a plain query (or URL, with --kind read), or, in JSONL, a JSON string or
+    an object with "query"/"url" plus per-item options named like the Python keyword
+    arguments, e.g. {"query": "asyncio", "engine": "bing", "pages": 2}. A bad line in a file
     refuses the whole file before anything is spent. Each finished item is written as
     one JSON line, at once; --resume continues a stopped batch without paying twice.
     """
@@ -131,6 +141,7 @@ def batch(
     spec = BatchSpec(
         kind=kind,
         input=None if input_path == "-" else Path(input_path),
+        input_format=input_format,
         out=out,
         resume=resume,
         retry_possibly_charged=retry_possibly_charged,

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "InputError",
+    "InputFormat",
     "Job",
     "Kind",
     "LineParser",
@@ -86,16 +87,42 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 1] + "…"
 
 
-class LineParser:
-    """Turns one input line into a :class:`Job`, or says exactly what is wrong with it."""
+InputFormat = Literal["auto", "jsonl", "text"]
 
-    def __init__(self, kind: Kind, source: str, defaults: Mapping[str, Any] | None = None) -> None:
+
+class LineParser:
+    """Turns one input line into a :class:`Job`, or says exactly what is wrong with it.
+
+    ``fmt`` is the input's format: ``"jsonl"`` (a JSON string or object per line),
+    ``"text"`` (the line itself is the query or URL) or ``"auto"``: JSONL if the first
+    non-blank line is a JSON string or object, plain text otherwise, for the whole input.
+    """
+
+    def __init__(
+        self,
+        kind: Kind,
+        source: str,
+        defaults: Mapping[str, Any] | None = None,
+        *,
+        fmt: InputFormat = "auto",
+    ) -> None:
         self.kind = kind
         self.source = source
         self.subject_field = SUBJECT_FIELD[kind]
         self.options = frozenset(option_fields(kind))
         self.defaults = dict(defaults or {})
+        self.format = fmt
         self._request = _REQUEST_TYPE[kind]
+
+    def _detect(self, text: str) -> InputFormat:
+        """Settle ``auto`` on the first non-blank line."""
+        if self.format == "auto":
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = None
+            self.format = "jsonl" if isinstance(value, str | dict) else "text"
+        return self.format
 
     def _fail(self, line: int, problem: str) -> InputError:
         return InputError(self.source, line, problem)
@@ -116,6 +143,8 @@ class LineParser:
         text = text.strip()
         if not text:
             return None
+        if self._detect(text) == "text":
+            return Job(line, self._request_from(line, {self.subject_field: text}))
         try:
             value = json.loads(text)
         except ValueError as error:
@@ -123,7 +152,8 @@ class LineParser:
             raise self._fail(
                 line, f"is not valid JSON ({message}): {_excerpt(text)!r}; write one JSON "
                 f"string or object per line, e.g. \"python asyncio\" or "
-                f"{{\"{self.subject_field}\": \"...\"}}"
+                f"{{\"{self.subject_field}\": \"...\"}}, or use --format text for one "
+                f"plain {self.subject_field} per line"
             ) from None  # fmt: skip
         if isinstance(value, str):
             fields: dict[str, Any] = {self.subject_field: value}

@@ -18,6 +18,7 @@ from .._requests import SearchRequest
 from .errors import EXIT_BY_STOP, CliError, ExitCode
 from .jsonl import (
     InputError,
+    InputFormat,
     Job,
     Kind,
     LineParser,
@@ -123,6 +124,7 @@ class BatchSpec:
 
     kind: Kind = "search"
     input: Path | None = None  # None: stdin
+    input_format: InputFormat = "auto"
     out: Path | None = None  # None: stdout
     resume: bool = False
     retry_possibly_charged: bool = False
@@ -315,7 +317,7 @@ async def _run_batch(
     stdin: IO[bytes],
     stdout: IO[str],
 ) -> BatchRun:
-    parser = LineParser(spec.kind, spec.input_name, spec.defaults)
+    parser = LineParser(spec.kind, spec.input_name, spec.defaults, fmt=spec.input_format)
     state = _check_output(spec)
     total: int | None = None
     counted = _Resume(state, spec)
