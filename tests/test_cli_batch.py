@@ -160,6 +160,22 @@ def test_plain_text_input_is_one_query_per_line(
     assert "--format text" in one_error_line(strict)
 
 
+def test_the_report_names_input_lines_as_the_output_does(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """Budget 4 of 8 items with a blank line 2: the report speaks in input lines, like "line"."""
+    emu = serve(lanes=1)
+    source = tmp_path / "queries.txt"
+    source.write_text("q1\n\nq3\nq4\nq5\nq6\nq7\nq8\nq9\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = invoke(["batch", str(source), "--out", str(out), "--budget", "4"], env=emu.env())
+    assert result.exit_code == ExitCode.BUDGET, result.stderr
+    assert sorted(succeeded_lines(out)) == [1, 3, 4, 5]
+    assert "not started: 1 (input line 6)" in result.stderr
+    assert "never read: from input line 7" in result.stderr
+    assert "from item" not in result.stderr
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 

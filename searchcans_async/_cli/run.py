@@ -165,6 +165,7 @@ class BatchRun:
     doubtful: int
     written: int
     lost: int
+    last_line_read: int = 0  # the input line of the last item the batch took
 
     @property
     def exit_code(self) -> ExitCode:
@@ -185,15 +186,18 @@ class _Resume:
         self.retry_doubtful = spec.retry_possibly_charged
         self.succeeded = 0
         self.doubtful = 0
+        self.last_line = 0
 
     def wanted(self, job: Job, input_name: str) -> bool:
-        if self.state is None:
-            return True
-        reason = self.state.skip(job, input_name, retry_doubtful=self.retry_doubtful)
+        reason = None
+        if self.state is not None:
+            reason = self.state.skip(job, input_name, retry_doubtful=self.retry_doubtful)
         if reason == "succeeded":
             self.succeeded += 1
         elif reason == "doubtful":
             self.doubtful += 1
+        else:  # handed to the pool now: the input's last line read so far
+            self.last_line = job.line
         return reason is None
 
 
@@ -391,6 +395,7 @@ async def _run_batch(
         total=total,
         skipped=counted.succeeded,
         doubtful=counted.doubtful,
+        last_line_read=resume.last_line,
         written=writer.written,
         lost=lost,
     )
@@ -425,10 +430,38 @@ def _write_leftovers(report: BatchReport[Job], writer: ResultWriter) -> int:
     return lost
 
 
+def _summary(run: BatchRun) -> list[str]:
+    """The batch's summary in the input's own line numbers (as the output's ``"line"``)."""
+    report = run.report
+    counts = (
+        f"succeeded: {report.succeeded}   failed: {len(report.failed)}   "
+        f"not started: {len(report.not_started)}"
+    )
+    if report.not_started:
+        counts += f" ({_line_list([job.line for _, job in report.not_started])})"
+    if report.unread_from is not None:
+        counts += f"   never read: from input line {run.last_line_read + 1}"
+    lines = [f"stopped: {report.stop_reason.value}", counts]
+    lines.append(
+        f"credits committed: {report.credits_committed}   "
+        f"possibly charged: {report.credits_possibly_charged}"
+    )
+    if report.remain_before is not None or report.remain_after is not None:
+        lines.append(f"remain: {report.remain_before} -> {report.remain_after}")
+    if report.error is not None:
+        lines.append(f"because: {type(report.error).__name__}: {report.error}")
+    return lines
+
+
+def _line_list(numbers: list[int], shown: int = 5) -> str:
+    words = ", ".join(map(str, numbers[:shown])) + (", ..." if len(numbers) > shown else "")
+    return f"input line{'s' if len(numbers) > 1 else ''} {words}"
+
+
 def print_report(console: Console, run: BatchRun) -> None:
     """The final report: the batch summary, the output, and what to do next."""
     report, spec = run.report, run.spec
-    lines = [report.summary()]
+    lines = _summary(run)
     if report.elapsed > 0:
         rate = (report.succeeded + len(report.failed)) / report.elapsed
         lines.append(f"elapsed: {format_duration(report.elapsed)} ({rate:.1f} items/s)")
