@@ -397,6 +397,21 @@ def test_search_json_has_the_organic_results(serve: Callable[..., ServedEmulator
     assert payload["credits"] == 1
 
 
+def test_search_text_prints_every_block_asked_for(serve: Callable[..., ServedEmulator]) -> None:
+    """--with people-also-ask --with knowledge-graph: both blocks follow the results."""
+    emu = serve()
+    command = ["search", "rust", "--with", "people-also-ask", "--with", "knowledge-graph"]
+    result = invoke([*command, "--with", "ai-summary", "--with", "news-aggregation"], env=emu.env())
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("1. ")
+    assert "People also ask:\n- What is rust?" in out
+    assert "Knowledge graph:\n- Rust\n   Topic" in out
+    assert "AI summary:\n- In short, rust is covered by" in out
+    assert "Top stories:\n- rust: story 1" in out
+    assert out.index("10. ") < out.index("People also ask:") < out.index("Knowledge graph:")
+
+
 def test_search_of_a_vertical_engine_prints_its_own_list(
     serve: Callable[..., ServedEmulator],
 ) -> None:

@@ -176,6 +176,23 @@ def test_the_report_names_input_lines_as_the_output_does(
     assert "from item" not in result.stderr
 
 
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_an_empty_input_says_so_and_exits_0(
+    serve: Callable[..., ServedEmulator], tmp_path: Path, content: str
+) -> None:
+    """A file with no items (or only blank lines): a warning naming it, exit 0, no request."""
+    emu = serve()
+    source = tmp_path / "empty.txt"
+    source.write_text(content, encoding="utf-8")
+    result = invoke(["batch", str(source)], env=emu.env())
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert f"warning: {source} holds no items" in result.stderr
+    assert emu.call(emu.emulator.stats).requests == 0
+    piped = invoke(["batch", "-", "--progress", "off"], env=emu.env(), stdin=content)
+    assert piped.exit_code == ExitCode.OK
+    assert "warning: <stdin> holds no items" in piped.stderr
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 

@@ -172,7 +172,7 @@ def search(
         if as_json:
             click.echo(scrub(dumps(search_payload(result))))
         else:
-            click.echo(scrub(search_text(result)))
+            click.echo(scrub(search_text(result, dict.fromkeys(features))))
             click.echo(_footer(result.credits, result.request_id), err=True)
         return ExitCode.OK
 

@@ -24,6 +24,8 @@ from .._models import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from .._models import Account, ApiKey, OrganicResult, ReaderPage
 
 __all__ = [
@@ -209,10 +211,46 @@ def account_payload(account: Account, *, personal: bool = False) -> dict[str, An
     return payload
 
 
-def search_text(result: SearchResult) -> str:
-    """A SERP answer as numbered, readable lines."""
+# --with FEATURE: the block's heading, and where the answer keeps it.
+_FEATURE_BLOCKS: Final[Mapping[str, tuple[str, Callable[[SearchResult], Any]]]] = {
+    "knowledge-graph": ("Knowledge graph", lambda r: r.knowledge_graph),
+    "people-also-ask": ("People also ask", lambda r: r.people_also_ask),
+    "ai-summary": ("AI summary", lambda r: r.extra.get("aiSummary")),
+    "news-aggregation": ("Top stories", lambda r: r.top_stories),
+    "video-aggregation": ("Videos", lambda r: r.extra.get("videos")),
+    "people-also-search-for": ("People also search for", lambda r: r.suggested_searches),
+}
+_ENTRY_NAMES: Final = ("question", "title", "query", "text", "name")
+_ENTRY_DETAILS: Final = ("type", "snippet", "description", "link", "website", "source", "date")
+
+
+def _block_lines(heading: str, value: Any) -> list[str]:
+    """One asked-for block (a mapping or a list of them) as indented lines."""
+    if not value:
+        return [f"{heading}: none in this answer"]
+    lines = [f"{heading}:"]
+    for entry in value if isinstance(value, list | tuple) else [value]:
+        if not isinstance(entry, Mapping):
+            lines.append(f"- {entry}")
+            continue
+        name = next((str(entry[k]) for k in _ENTRY_NAMES if entry.get(k)), "")
+        lines.append(f"- {name}")
+        lines.extend(f"   {entry[k]}" for k in _ENTRY_DETAILS if entry.get(k))
+    return lines
+
+
+def search_text(result: SearchResult, features: Iterable[str] = ()) -> str:
+    """A SERP answer as numbered, readable lines, then each block asked for with --with."""
     if result.no_results:
         return f"no results for {result.query!r}"
+    text = _results_text(result)
+    for feature in features:
+        heading, block = _FEATURE_BLOCKS[feature]
+        text += "\n\n" + "\n".join(_block_lines(heading, block(result)))
+    return text
+
+
+def _results_text(result: SearchResult) -> str:
     lines: list[str] = []
     hits: list[Mapping[str, Any]] = [_organic(hit) for hit in result.organic]
     if not hits:

@@ -462,6 +462,8 @@ def print_report(console: Console, run: BatchRun) -> None:
     """The final report: the batch summary, the output, and what to do next."""
     report, spec = run.report, run.spec
     lines = _summary(run)
+    if report.items_read == 0 and report.unread_from is None and not run.skipped + run.doubtful:
+        lines.insert(0, f"warning: {spec.input_name} holds no items: nothing to run")
     if report.elapsed > 0:
         rate = (report.succeeded + len(report.failed)) / report.elapsed
         lines.append(f"elapsed: {format_duration(report.elapsed)} ({rate:.1f} items/s)")
