@@ -193,6 +193,23 @@ def test_an_empty_input_says_so_and_exits_0(
     assert "warning: <stdin> holds no items" in piped.stderr
 
 
+def test_a_query_equal_to_the_key_resumes_and_never_shows_the_key(
+    serve: Callable[..., ServedEmulator], canary_key: str, tmp_path: Path
+) -> None:
+    """The output masks a subject equal to the key; --resume still matches it, silently."""
+    emu = serve([AccountSpec(credits=100, lanes=1, keys=[KeySpec(canary_key)])])
+    source = tmp_path / "queries.txt"
+    source.write_text(f"first\n{canary_key}\nthird\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    first = invoke(["batch", str(source), "--out", str(out), "--budget", "2"], env=emu.env())
+    assert first.exit_code == ExitCode.BUDGET, first.stderr
+    again = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert again.exit_code == ExitCode.OK, again.stderr
+    assert succeeded_lines(out) == Counter({1: 1, 2: 1, 3: 1})
+    seen = first.output + first.stderr + again.output + again.stderr + out.read_text()
+    assert canary_key not in seen
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 

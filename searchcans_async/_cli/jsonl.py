@@ -289,9 +289,11 @@ class ResumeState:
     retries, which never resend a possibly charged call unless asked to.
     """
 
-    def __init__(self, name: str, kind: Kind) -> None:
+    def __init__(self, name: str, kind: Kind, scrub: Callable[[str], str] | None = None) -> None:
         self.name = name
         self.kind = kind
+        # The output holds subjects as written: masked where they contained the key.
+        self._scrub: Callable[[str], str] = scrub or str
         self.succeeded: dict[int, str] = {}
         self.doubtful: dict[int, str] = {}
         self.records = 0
@@ -299,14 +301,14 @@ class ResumeState:
         self.missing_newline = False
 
     @classmethod
-    def load(cls, path: Path, kind: Kind) -> ResumeState:
+    def load(cls, path: Path, kind: Kind, scrub: Callable[[str], str] | None = None) -> ResumeState:
         """Read the output file ``path`` (missing: nothing done yet).
 
         A last line cut short (the process was killed while writing it) is ignored and
         ``complete_bytes`` says where the complete lines end; any other unreadable line
         is an :class:`InputError`.
         """
-        state = cls(str(path), kind)
+        state = cls(str(path), kind, scrub)
         try:
             stream = path.open("rb")
         except FileNotFoundError:
@@ -374,11 +376,12 @@ class ResumeState:
             recorded = lines.get(job.line)
             if recorded is None:
                 continue
-            if recorded != job.subject:
+            subject = self._scrub(job.subject)  # compared as written, never shown in clear
+            if recorded != subject:
                 raise InputError(
                     input_name,
                     job.line,
-                    f"is {_excerpt(job.subject)!r} but {self.name} records "
+                    f"is {_excerpt(subject)!r} but {self.name} records "
                     f"{_excerpt(recorded)!r} for it: the input changed since that run; "
                     "resume with the same input, or write to a new --out",
                 )

@@ -211,7 +211,7 @@ def _prescan(path: Path, parser: LineParser, resume: _Resume) -> int:
     return total
 
 
-def _check_output(spec: BatchSpec) -> ResumeState | None:
+def _check_output(spec: BatchSpec, scrub: Scrub) -> ResumeState | None:
     out = spec.out
     if out is None:
         if spec.resume:
@@ -224,7 +224,7 @@ def _check_output(spec: BatchSpec) -> ResumeState | None:
     if out.is_dir():
         raise CliError(f"--out {out} is a directory; give a file name")
     if spec.resume:
-        return ResumeState.load(out, spec.kind)
+        return ResumeState.load(out, spec.kind, scrub)
     if out.exists() and out.stat().st_size:
         raise CliError(
             f"{out} already exists: add --resume to continue the batch that wrote it, "
@@ -322,7 +322,7 @@ async def _run_batch(
     stdout: IO[str],
 ) -> BatchRun:
     parser = LineParser(spec.kind, spec.input_name, spec.defaults, fmt=spec.input_format)
-    state = _check_output(spec)
+    state = _check_output(spec, scrub)
     total: int | None = None
     counted = _Resume(state, spec)
     if spec.input is not None:

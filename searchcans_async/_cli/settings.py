@@ -143,7 +143,9 @@ def run_command(settings: Settings, main: Callable[[], Coroutine[Any, Any, int]]
     scrub = settings.scrub()
     try:
         return asyncio.run(main())
-    except (CliError, click.ClickException):
+    except CliError as error:  # messages may quote inputs: mask the key there too
+        raise CliError(scrub(str(error)), error.exit_code) from None
+    except click.ClickException:
         raise
     except InputError as error:
         raise CliError(scrub(str(error))) from None
