@@ -183,6 +183,7 @@ def map_aiohttp_error(
     served.
     """
     detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    detail = detail.replace(" ssl:default", "")  # aiohttp's default TLS setting: noise here
     detail = redact(detail) if redact is not None else detail[:_SNIPPET_CHARS]
     answered_not_200 = http_status is not None and http_status != 200
 

@@ -287,8 +287,15 @@ def test_an_unreachable_base_url_is_one_line_and_exit_7() -> None:
     )
     assert result.exit_code == ExitCode.ERROR
     line = one_error_line(result)
-    assert f"cannot reach {url}" in line
+    assert f"cannot reach {url} (from SEARCHCANS_BASE_URL)" in line  # where it came from
+    assert "check SEARCHCANS_BASE_URL" in line
+    assert "ssl:default" not in line  # aiohttp's wording, meaningless for plain http
     assert "sk_test_unreachable" not in result.stderr
+    flag = invoke(
+        ["--retries", "0", "--base-url", url, "account"],
+        env={"SEARCHCANS_API_KEY": "sk_test_unreachable"},
+    )
+    assert "check --base-url" in one_error_line(flag)
 
 
 def test_an_invalid_base_url_is_a_usage_error() -> None:

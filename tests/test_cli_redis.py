@@ -121,4 +121,7 @@ def test_an_unreachable_redis_is_one_line_and_nothing_is_spent(
     assert code == ExitCode.ERROR, stderr
     assert stderr.count("\n") == 1
     assert "hunter2" not in stderr
+    assert "cannot reach Redis at redis://127.0.0.1:9/0" in stderr  # not the SearchCans URL
+    assert "--redis" in stderr
+    assert "--base-url" not in stderr
     assert charged == 0

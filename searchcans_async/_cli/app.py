@@ -133,7 +133,15 @@ def cli(
     The API key comes from SEARCHCANS_API_KEY or --api-key-file and is never shown.
     Try it offline first: `searchcans-async demo`.
     """
-    settings = Settings(base_url, api_key_file, key_argument, timeout, retries, verbose)
+    given = ctx.get_parameter_source("base_url")
+    source = "--base-url"  # where the address came from, for the messages that quote it
+    if given is click.core.ParameterSource.ENVIRONMENT:
+        source = "SEARCHCANS_BASE_URL"
+    elif given is click.core.ParameterSource.DEFAULT:
+        source = "default"
+    settings = Settings(
+        base_url, api_key_file, key_argument, timeout, retries, verbose, base_url_source=source
+    )
     ctx.obj = settings
     setup_logging(settings, ctx)
 

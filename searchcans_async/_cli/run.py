@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 from rich.text import Text
 
+from .._errors import SearchCansError
 from .._report import BatchReport, StopReason
 from .._requests import SearchRequest
 from .errors import EXIT_BY_STOP, CliError, ExitCode
@@ -352,10 +354,7 @@ async def _run_batch(
             counted = resume  # counted as the stream goes
         _announce_resume(console, spec, state)
         to_run = None if total is None else total - counted.succeeded - counted.doubtful
-        backend = await _shared_backend(spec, client)
-        async with client.lanes(
-            budget=spec.budget, floor=spec.floor, max_lanes=spec.lanes, backend=backend
-        ) as pool:
+        async with _open_pool(client, spec) as pool:
             interrupts.pool = pool
 
             def sample() -> Snapshot:
@@ -399,6 +398,46 @@ async def _run_batch(
         written=writer.written,
         lost=lost,
     )
+
+
+@contextlib.asynccontextmanager
+async def _open_pool(client: SearchCans, spec: BatchSpec) -> AsyncIterator[LanePool]:
+    """The batch's lane pool, open; an unreachable shared Redis is named as such."""
+    try:
+        backend = await _shared_backend(spec, client)
+        pool = client.lanes(
+            budget=spec.budget, floor=spec.floor, max_lanes=spec.lanes, backend=backend
+        )
+        await pool.open()
+    except SearchCansError as error:
+        if spec.redis_url is None or not _from_redis(error):
+            raise
+        raise CliError(
+            f"cannot reach Redis at {_without_password(spec.redis_url)}: {error.message} "
+            "(check --redis or SEARCHCANS_REDIS_URL)",
+            ExitCode.ERROR,
+        ) from None
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+
+
+def _from_redis(error: SearchCansError) -> bool:
+    from ..redis import RedisBackendError  # noqa: PLC0415  # the [redis] extra, present here
+
+    return isinstance(error, RedisBackendError)
+
+
+def _without_password(url: str) -> str:
+    """``redis://user:secret@host:6379/0`` as ``redis://user@host:6379/0``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}@" if parts.username else ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
 
 
 async def _shared_backend(spec: BatchSpec, client: SearchCans) -> LaneBackend | None:

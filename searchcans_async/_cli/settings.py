@@ -66,6 +66,8 @@ class Settings:
     timeout: float
     retries: int
     verbose: int
+    # Where base_url came from, for messages: "--base-url", "SEARCHCANS_BASE_URL" or "default".
+    base_url_source: str = "--base-url"
 
     def api_key(self) -> str:
         """The key from --api-key-file, an allowed --api-key, or SEARCHCANS_API_KEY."""
@@ -115,7 +117,13 @@ class Settings:
         """An error's one line, with a hint where the fix is on the user's side."""
         text = str(error)
         if isinstance(error, TransportError) and error.charged is False:
-            return f"cannot reach {self.base_url}: {text} (check --base-url or the network)"
+            source = self.base_url_source
+            if source == "default":  # the service's own address: the network is to blame
+                return f"cannot reach {self.base_url}: {text} (check the network)"
+            return (
+                f"cannot reach {self.base_url} (from {source}): {text} "
+                f"(check {source} or the network)"
+            )
         if isinstance(error, AuthenticationError):
             return f"{text} (check {ENV_VAR} or --api-key-file)"
         return text
