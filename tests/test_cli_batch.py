@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import tempfile
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -208,6 +209,45 @@ def test_a_query_equal_to_the_key_resumes_and_never_shows_the_key(
     assert succeeded_lines(out) == Counter({1: 1, 2: 1, 3: 1})
     seen = first.output + first.stderr + again.output + again.stderr + out.read_text()
     assert canary_key not in seen
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_full_disk_stops_the_batch_and_keeps_the_paid_results(
+    serve: Callable[..., ServedEmulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out /dev/full: the batch stops (exit 7), reports, and the paid results are kept."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    emu = serve(lanes=2)
+    source = write_lines(tmp_path / "in.jsonl", [f"q{n}" for n in range(20)])
+    result = invoke(["batch", str(source), "--out", "/dev/full"], env=emu.env())
+    assert result.exit_code == ExitCode.ERROR, result.stderr
+    assert "stopped: error" in result.stderr
+    assert "No space left on device" in result.stderr
+    assert "unexpected" not in result.stderr
+    kept = sorted(tmp_path.glob("searchcans-unwritten-*.jsonl"))
+    assert len(kept) == 1, result.stderr
+    assert str(kept[0]) in result.stderr
+    charged = emu.call(emu.emulator.stats).charged
+    assert charged >= 1
+    assert len(succeeded_lines(kept[0])) == charged  # every paid result is in the file
+
+
+def test_resume_adds_the_results_a_write_error_left_beside_the_output(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """OUT.unwritten (left by a failed write) joins OUT on --resume; those lines do not run."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b", "c"])
+    out = tmp_path / "out.jsonl"
+    record = {"line": 2, "kind": "search", "subject": "b", "ok": True, "result": {}}
+    out.write_text(json.dumps({**record, "line": 1, "subject": "a"}) + "\n", encoding="utf-8")
+    rescue = tmp_path / "out.jsonl.unwritten"
+    rescue.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    result = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert succeeded_lines(out) == Counter({1: 1, 2: 1, 3: 1})
+    assert not rescue.exists()
+    assert emu.call(emu.emulator.stats).charged == 1  # only c ran
 
 
 # -- bad input -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ __all__ = [
     "Job",
     "Kind",
     "LineParser",
+    "OutputError",
     "ResultWriter",
     "ResumeState",
     "StdinLines",
@@ -402,6 +403,11 @@ class ResultWriter:
         self.succeeded = 0
         self.failed = 0
         self.credits = 0
+        # After a write error (a full disk, a closed pipe) every record is kept here
+        # instead, so that results already paid for are never lost.
+        self.error: OSError | None = None
+        self.unwritten: list[str] = []
+        self.unwritten_lines: list[int] = []
 
     def write(self, outcome: Outcome[Job, SearchResult | ReaderPage]) -> None:
         """Write ``outcome`` (``LanePool.run_batch``'s ``on_outcome``)."""
@@ -416,6 +422,34 @@ class ResultWriter:
             record["ok"] = False
             record["error"] = error_payload(outcome.error or RuntimeError("no result"))
             self.failed += 1
-        self._stream.write(self._scrub(dumps(record)) + "\n")
-        self._stream.flush()
-        self.written += 1
+        text = self._scrub(dumps(record)) + "\n"
+        if self.error is None:
+            try:
+                self._stream.write(text)
+                self._stream.flush()
+            except OSError as error:  # stops the batch (on_outcome raised); nothing is lost
+                self.error = error
+            else:
+                self.written += 1
+                return
+        self.unwritten.append(text)
+        self.unwritten_lines.append(job.line)
+        if len(self.unwritten) == 1:
+            raise OutputError(self.error)
+
+    def close(self) -> None:
+        """Flush what is buffered; a write error here is kept like any other."""
+        if self.error is not None:
+            return
+        try:
+            self._stream.flush()
+        except OSError as error:
+            self.error = error
+
+
+class OutputError(Exception):
+    """Writing the results failed; the batch stops, and the unwritten results are kept."""
+
+    def __init__(self, error: OSError | None) -> None:
+        reason = (error.strerror if error is not None else None) or str(error)
+        super().__init__(f"cannot write the results: {reason}")

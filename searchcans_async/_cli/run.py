@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
@@ -24,6 +25,7 @@ from .jsonl import (
     Job,
     Kind,
     LineParser,
+    OutputError,
     ResultWriter,
     ResumeState,
     StdinLines,
@@ -166,7 +168,9 @@ class BatchRun:
     skipped: int
     doubtful: int
     written: int
-    lost: int
+    write_error: OSError | None = None  # the output failed: a full disk, a closed pipe
+    unwritten_lines: tuple[int, ...] = ()  # input lines of results not written there
+    kept_in: Path | None = None  # ... and where they were kept instead
     last_line_read: int = 0  # the input line of the last item the batch took
 
     @property
@@ -226,6 +230,7 @@ def _check_output(spec: BatchSpec, scrub: Scrub) -> ResumeState | None:
     if out.is_dir():
         raise CliError(f"--out {out} is a directory; give a file name")
     if spec.resume:
+        _merge_unwritten(out)
         return ResumeState.load(out, spec.kind, scrub)
     if out.exists() and out.stat().st_size:
         raise CliError(
@@ -258,10 +263,15 @@ def _output(spec: BatchSpec, resume: ResumeState | None, stdout: IO[str]) -> Ite
         stream = spec.out.open("a", encoding="utf-8", newline="\n")
     except OSError as error:
         raise CliError(f"cannot write {spec.out}: {error.strerror}") from None
-    with stream:
+    try:
         if resume is not None and resume.missing_newline:
             stream.write("\n")
         yield stream
+    finally:
+        # The writer has flushed every line it counted and kept what it could not write:
+        # a close that fails again (the disk still full) loses nothing more.
+        with contextlib.suppress(OSError):
+            stream.close()
 
 
 def _announce_resume(console: Console, spec: BatchSpec, state: ResumeState | None) -> None:
@@ -387,7 +397,9 @@ async def _run_batch(
                 interrupts.pool = None
                 if isinstance(items, AsyncGenerator):
                     await items.aclose()
-        lost = _write_leftovers(report, writer)
+        _write_leftovers(report, writer)
+        writer.close()
+    kept_in = _keep_unwritten(spec, writer.unwritten) if writer.unwritten else None
     return BatchRun(
         report=report,
         spec=spec,
@@ -396,8 +408,55 @@ async def _run_batch(
         doubtful=counted.doubtful,
         last_line_read=resume.last_line,
         written=writer.written,
-        lost=lost,
+        write_error=writer.error,
+        unwritten_lines=tuple(writer.unwritten_lines),
+        kept_in=kept_in,
     )
+
+
+def unwritten_path(out: Path) -> Path:
+    """Where results that could not be written to ``out`` are kept, for ``--resume``."""
+    return out.with_name(out.name + ".unwritten")
+
+
+def _keep_unwritten(spec: BatchSpec, records: list[str]) -> Path | None:
+    """Save the records a write error left in memory: beside --out, else in the temp folder.
+
+    Returns where they are, or ``None`` if no place could take them.
+    """
+    if spec.out is not None and spec.out.is_file():  # beside a device (/dev/full): never
+        with contextlib.suppress(OSError):
+            with unwritten_path(spec.out).open("a", encoding="utf-8", newline="\n") as stream:
+                stream.writelines(records)
+            return unwritten_path(spec.out)
+    with contextlib.suppress(OSError):
+        fd, name = tempfile.mkstemp(prefix="searchcans-unwritten-", suffix=".jsonl")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
+            stream.writelines(records)
+        return Path(name)
+    return None
+
+
+def _merge_unwritten(out: Path) -> None:
+    """On --resume, add what a write error left in ``OUT.unwritten`` to OUT, then drop it."""
+    kept = unwritten_path(out)
+    if not kept.exists():
+        return
+    try:
+        records = kept.read_bytes()
+        with out.open("ab") as stream:
+            if stream.tell() and not _ends_with_newline(out):
+                stream.write(b"\n")  # a torn last line stays apart (and is re-run)
+            stream.write(records)
+        kept.unlink()
+    except OSError as error:
+        raise CliError(f"cannot add {kept} to {out}: {error.strerror}") from None
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as stream:
+        stream.seek(-1, os.SEEK_END)
+        return stream.read(1) == b"\n"
 
 
 @contextlib.asynccontextmanager
@@ -456,17 +515,13 @@ async def _shared_backend(spec: BatchSpec, client: SearchCans) -> LaneBackend | 
     )
 
 
-def _write_leftovers(report: BatchReport[Job], writer: ResultWriter) -> int:
-    """Write what the batch could not hand over; return how many lines could not be written."""
-    lost = 0
+def _write_leftovers(report: BatchReport[Job], writer: ResultWriter) -> None:
+    """Write what the batch could not hand over (the writer keeps what it cannot write)."""
     leftovers = [o for o in report.failed if not isinstance(o.error, Exception)]
     leftovers.extend(report.unconsumed)
-    for outcome in leftovers:  # cancelled in flight, or the write that failed
-        try:
+    for outcome in leftovers:  # cancelled in flight, or finished after a write error
+        with contextlib.suppress(OutputError):
             writer.write(outcome)
-        except (OSError, ValueError):
-            lost += 1
-    return lost
 
 
 def _summary(run: BatchRun) -> list[str]:
@@ -497,6 +552,35 @@ def _line_list(numbers: list[int], shown: int = 5) -> str:
     return f"input line{'s' if len(numbers) > 1 else ''} {words}"
 
 
+def _unwritten_lines(run: BatchRun) -> list[str]:
+    """What a write error did to the output, and where the paid results went."""
+    if run.write_error is None:
+        return []
+    out = run.spec.out_name
+    reason = run.write_error.strerror or str(run.write_error)
+    lines = [f"output error: cannot write {out}: {reason}"]
+    count = len(run.unwritten_lines)
+    if not count:
+        return lines
+    if run.kept_in is None:
+        lines.append(
+            f"warning: {count} finished item(s) could not be kept anywhere "
+            f"({_line_list(list(run.unwritten_lines))}); they will run again on --resume"
+        )
+    elif run.spec.out is not None and run.kept_in == unwritten_path(run.spec.out):
+        lines.append(
+            f"kept: {count} finished item(s) not written are in {run.kept_in}; "
+            f"--resume adds them to {out}"
+        )
+    else:
+        target = out if run.spec.out is not None else "your results"
+        lines.append(
+            f"kept: {count} finished item(s) not written are in {run.kept_in}; add them to "
+            f"{target} (cat {run.kept_in} >> {out}) before --resume"
+        )
+    return lines
+
+
 def print_report(console: Console, run: BatchRun) -> None:
     """The final report: the batch summary, the output, and what to do next."""
     report, spec = run.report, run.spec
@@ -512,11 +596,7 @@ def print_report(console: Console, run: BatchRun) -> None:
         f"output: {spec.out_name} ({run.written} line(s) written by this run; "
         f"{done}{of_total} input item(s) have succeeded)"
     )
-    if run.lost:
-        lines.append(
-            f"warning: {run.lost} finished item(s) could not be written; they will run "
-            "again on --resume"
-        )
+    lines.extend(_unwritten_lines(run))
     hint = _NEXT_STEP.get(report.stop_reason)
     if report.stop_reason is StopReason.COMPLETED and report.failed:
         hint = (
