@@ -604,7 +604,7 @@ def _report(reason: StopReason, **fields: Any) -> BatchReport[Job]:
 def test_each_stop_reason_has_its_exit_code(reason: StopReason, code: ExitCode) -> None:
     """0 completed, 3 budget, 4 billing, 5 auth, 6 cancelled, 7 error."""
     run = BatchRun(report=_report(reason), spec=BatchSpec(), total=1, skipped=0, doubtful=0,
-                   written=1, lost=0)  # fmt: skip
+                   written=1)  # fmt: skip
     assert run.exit_code is code
 
 
@@ -614,12 +614,11 @@ def test_failures_and_input_errors_have_their_own_exit_codes() -> None:
     failed = Outcome(0, Job(1, request), None, ServerError("boom"))
     report = BatchReport(StopReason.COMPLETED, succeeded=0, failed=(failed,), not_started=(),
                          unread_from=None, items_read=1)  # fmt: skip
-    run = BatchRun(report=report, spec=BatchSpec(), total=1, skipped=0, doubtful=0, written=1,
-                   lost=0)  # fmt: skip
+    run = BatchRun(report=report, spec=BatchSpec(), total=1, skipped=0, doubtful=0, written=1)
     assert run.exit_code is ExitCode.FAILED_ITEMS
     bad_input = _report(StopReason.ERROR, error=InputError("<stdin>", 3, "bad"))
     run = BatchRun(report=bad_input, spec=BatchSpec(), total=None, skipped=0, doubtful=0,
-                   written=1, lost=0)  # fmt: skip
+                   written=1)  # fmt: skip
     assert run.exit_code is ExitCode.USAGE
 
 
