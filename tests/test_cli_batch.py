@@ -8,6 +8,7 @@ exactly once as succeeded.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import json
 import os
@@ -248,6 +249,61 @@ def test_resume_adds_the_results_a_write_error_left_beside_the_output(
     assert succeeded_lines(out) == Counter({1: 1, 2: 1, 3: 1})
     assert not rescue.exists()
     assert emu.call(emu.emulator.stats).charged == 1  # only c ran
+
+
+def test_fields_keep_only_what_is_asked(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """--fields organic.link,credits: each result holds only those; the record's own keys stay."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b"])
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        ["batch", str(source), "--out", str(out), "--fields", "organic.link,credits"],
+        env=emu.env(),
+    )
+    assert result.exit_code == ExitCode.OK, result.stderr
+    for record in records(out):
+        assert set(record) == {"line", "kind", "subject", "ok", "result"}
+        assert set(record["result"]) == {"organic", "credits"}
+        assert all(set(hit) == {"link"} for hit in record["result"]["organic"])
+    bad = invoke(["batch", str(source), "--fields", "nope"], env=emu.env())
+    assert bad.exit_code == ExitCode.USAGE
+    assert "--fields" in one_error_line(bad)
+
+
+def test_a_gz_output_is_compressed_and_resumable(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """--out x.jsonl.gz writes gzip; a budget stop then --resume completes it, none twice."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", [f"q{n}" for n in range(12)])
+    out = tmp_path / "out.jsonl.gz"
+    first = invoke(["batch", str(source), "--out", str(out), "--budget", "5"], env=emu.env())
+    assert first.exit_code == ExitCode.BUDGET, first.stderr
+    assert out.read_bytes()[:2] == b"\x1f\x8b"  # gzip magic
+    again = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert again.exit_code == ExitCode.OK, again.stderr
+    with gzip.open(out, "rt", encoding="utf-8") as stream:
+        lines = [json.loads(line) for line in stream]
+    assert Counter(r["line"] for r in lines if r["ok"]) == Counter(range(1, 13))
+    assert emu.call(emu.emulator.stats).charged == 12
+
+
+def test_export_unfinished_writes_the_inputs_still_to_run(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """--export-unfinished: the failed (uncharged) and never-run input lines, as written."""
+    emu = serve(lanes=1, faults=Faults(script={2: Fault.bad_request()}))
+    source = tmp_path / "in.txt"
+    source.write_text("q1\nq2\n\nq4\nq5\nq6\n", encoding="utf-8")
+    left = tmp_path / "left.txt"
+    command = ["batch", str(source), "--budget", "3", "--export-unfinished", str(left)]
+    result = invoke(command, env=emu.env())
+    assert result.exit_code == ExitCode.BUDGET, result.stderr
+    # q1 ok, q2 refused (400, free), q4 and q5 ok, q6 not started (budget 3)
+    assert left.read_text(encoding="utf-8") == "q2\nq6\n"
+    assert f"unfinished: 2 input line(s) written to {left}" in result.stderr
 
 
 # -- bad input -------------------------------------------------------------------------------

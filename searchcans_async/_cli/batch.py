@@ -12,6 +12,7 @@ from rich.text import Text
 from .._requests import ENGINES
 from .errors import CliError, ExitCode
 from .jsonl import option_fields
+from .output import RESULT_FIELDS
 from .progress import EventCounter
 from .run import BatchSpec, Interrupts, print_report, run_batch, stop_message
 from .settings import Settings, error_line, make_console, pass_settings, run_command
@@ -44,6 +45,19 @@ PROGRESS_CHOICES: Final = ("auto", "live", "plain", "off")
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write results here, one JSON line per item (default: stdout).",
+)
+@click.option(
+    "--fields",
+    metavar="NAMES",
+    help="Keep only these fields of each result, comma-separated; NAME.SUB keeps one key of "
+    "each item of a list, e.g. organic.link,organic.title,credits.",
+)
+@click.option(
+    "--export-unfinished",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="At the end, write the input lines still to run (failed uncharged, not started, "
+    "never read) to FILE, ready to feed back.",
 )
 @click.option("--resume", is_flag=True, help="Skip the items --out already holds as succeeded.")
 @click.option(
@@ -99,6 +113,8 @@ def batch(
     kind: Literal["search", "read"],
     input_format: Literal["auto", "jsonl", "text"],
     out: Path | None,
+    fields: str | None,
+    export_unfinished: Path | None,
     resume: bool,
     retry_possibly_charged: bool,
     budget: int | None,
@@ -142,6 +158,8 @@ def batch(
         kind=kind,
         input=None if input_path == "-" else Path(input_path),
         input_format=input_format,
+        fields=_fields(kind, fields),
+        export_unfinished=export_unfinished,
         out=out,
         resume=resume,
         retry_possibly_charged=retry_possibly_charged,
@@ -157,6 +175,21 @@ def batch(
         title=kind,
     )
     return run_batch_command(settings, spec)
+
+
+def _fields(kind: str, option: str | None) -> tuple[str, ...] | None:
+    """--fields as a tuple, each name checked against what a result of ``kind`` has."""
+    if option is None:
+        return None
+    fields = tuple(name.strip() for name in option.split(",") if name.strip())
+    known = RESULT_FIELDS[kind]
+    unknown = [name for name in fields if name.partition(".")[0] not in known]
+    if unknown or not fields:
+        raise CliError(
+            f"--fields: no field {unknown[0] if unknown else option!r} in a {kind} result; "
+            f"fields: {', '.join(sorted(known))}"
+        )
+    return fields
 
 
 def run_batch_command(

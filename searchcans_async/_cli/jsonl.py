@@ -17,10 +17,12 @@ there as succeeded is skipped, so nothing already paid for is paid again.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import threading
-from typing import IO, TYPE_CHECKING, Any, Final, Literal, NamedTuple
+import zlib
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Literal, NamedTuple
 
 import attrs
 
@@ -28,7 +30,7 @@ from .._requests import ReadRequest, SearchRequest
 from .output import dumps, error_payload, result_payload
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
     from pathlib import Path
 
     from .._models import ReaderPage, SearchResult
@@ -44,6 +46,9 @@ __all__ = [
     "ResultWriter",
     "ResumeState",
     "StdinLines",
+    "complete_lines",
+    "job_json",
+    "open_results",
     "read_jobs",
 ]
 
@@ -81,6 +86,23 @@ class Job(NamedTuple):
     def subject(self) -> str:
         """The query or the URL."""
         return self.request.subject
+
+
+def job_json(job: Job) -> str:
+    """A job as one JSONL input line: its query (or URL) and the options it sets.
+
+    Example:
+        >>> job_json(Job(3, SearchRequest(query="q", engine="bing")))
+        '{"query": "q", "engine": "bing"}'
+    """
+    request = job.request
+    subject = SUBJECT_FIELD["search" if isinstance(request, SearchRequest) else "read"]
+    line: dict[str, Any] = {subject: request.subject}
+    for field in attrs.fields(type(request)):
+        value = getattr(request, field.name)
+        if field.name != subject and value != field.default:
+            line[field.name] = value
+    return json.dumps(line, ensure_ascii=False)
 
 
 def _excerpt(text: str) -> str:
@@ -200,6 +222,21 @@ def read_jobs(stream: IO[bytes], parser: LineParser) -> Iterator[Job]:
             yield job
 
 
+def open_results(path: Path) -> gzip.GzipFile | BinaryIO:
+    """Open a results file for reading, through gzip when its name ends with ``.gz``."""
+    if path.name.endswith(".gz"):
+        return gzip.GzipFile(path, "rb")
+    return path.open("rb")
+
+
+def complete_lines(stream: Iterable[bytes]) -> Iterator[bytes]:
+    """The stream's lines, stopping quietly where a compressed file was cut short."""
+    try:
+        yield from stream
+    except (EOFError, gzip.BadGzipFile, zlib.error):  # a run killed mid-write: a torn tail
+        return
+
+
 class StdinLines:
     """Lines of a blocking binary stream (stdin), read in a thread, as an async iterator.
 
@@ -311,11 +348,11 @@ class ResumeState:
         """
         state = cls(str(path), kind, scrub)
         try:
-            stream = path.open("rb")
+            stream = open_results(path)
         except FileNotFoundError:
             return state
         with stream:
-            for number, raw in enumerate(stream, 1):
+            for number, raw in enumerate(complete_lines(stream), 1):
                 if not raw.endswith(b"\n"):  # the last line, without its newline
                     if state._record(raw) is not None:
                         state.missing_newline = True
@@ -395,10 +432,17 @@ class ResumeState:
 class ResultWriter:
     """Writes one JSON line per finished item, flushed at once, never with the key in it."""
 
-    def __init__(self, stream: IO[str], kind: Kind, scrub: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        stream: IO[str],
+        kind: Kind,
+        scrub: Callable[[str], str],
+        fields: tuple[str, ...] | None = None,
+    ) -> None:
         self._stream = stream
         self._kind = kind
         self._scrub = scrub
+        self._fields = fields
         self.written = 0
         self.succeeded = 0
         self.failed = 0
@@ -415,7 +459,8 @@ class ResultWriter:
         record: dict[str, Any] = {"line": job.line, "kind": self._kind, "subject": job.subject}
         if outcome.error is None and outcome.result is not None:
             record["ok"] = True
-            record["result"] = result_payload(outcome.result)
+            payload = result_payload(outcome.result)
+            record["result"] = payload if self._fields is None else keep(payload, self._fields)
             self.succeeded += 1
             self.credits += outcome.result.credits
         else:
@@ -445,6 +490,32 @@ class ResultWriter:
             self._stream.flush()
         except OSError as error:
             self.error = error
+
+
+def keep(payload: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Only ``fields`` of a result: ``name`` keeps a key, ``name.sub`` one key of its items.
+
+    Example:
+        >>> keep({"organic": [{"link": "l", "title": "t"}], "credits": 1}, ("organic.link",))
+        {'organic': [{'link': 'l'}]}
+    """
+    kept: dict[str, Any] = {}
+    for field in fields:
+        name, _, sub = field.partition(".")
+        if name not in payload:
+            continue
+        value = payload[name]
+        if not sub:
+            kept[name] = value
+        elif isinstance(value, list):
+            previous = kept.get(name) or [{} for _ in value]
+            kept[name] = [
+                {**old, **({sub: item[sub]} if isinstance(item, dict) and sub in item else {})}
+                for old, item in zip(previous, value, strict=True)
+            ]
+        elif isinstance(value, dict):
+            kept[name] = {**kept.get(name, {}), **({sub: value[sub]} if sub in value else {})}
+    return kept
 
 
 class OutputError(Exception):

@@ -112,6 +112,15 @@ def search_payload(result: SearchResult) -> dict[str, Any]:
     return payload
 
 
+#: The top-level names of a result's JSON, per kind (what --fields may name).
+RESULT_FIELDS: Final[Mapping[str, frozenset[str]]] = {
+    "search": frozenset({"engine", "no_results", "organic", *_BLOCKS, "extra", "credits",
+                         "request_id"}),
+    "read": frozenset({"url", "title", "description", "markdown", "html", "file_markdown",
+                       "image_url", "credits", "request_id"}),
+}  # fmt: skip
+
+
 def page_payload(page: ReaderPage) -> dict[str, Any]:
     """A Reader page: title, description, markdown (and what else was asked for)."""
     payload: dict[str, Any] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import os
 import signal
 import tempfile
@@ -29,6 +30,8 @@ from .jsonl import (
     ResultWriter,
     ResumeState,
     StdinLines,
+    complete_lines,
+    job_json,
     read_jobs,
 )
 from .lock import output_lock
@@ -129,6 +132,8 @@ class BatchSpec:
     kind: Kind = "search"
     input: Path | None = None  # None: stdin
     input_format: InputFormat = "auto"
+    fields: tuple[str, ...] | None = None  # keep only these fields of each result
+    export_unfinished: Path | None = None  # write the input lines still to run here
     out: Path | None = None  # None: stdout
     resume: bool = False
     retry_possibly_charged: bool = False
@@ -171,6 +176,8 @@ class BatchRun:
     write_error: OSError | None = None  # the output failed: a full disk, a closed pipe
     unwritten_lines: tuple[int, ...] = ()  # input lines of results not written there
     kept_in: Path | None = None  # ... and where they were kept instead
+    exported: int | None = None  # input lines written to --export-unfinished
+    export_error: str | None = None  # ... or why that file could not be written
     last_line_read: int = 0  # the input line of the last item the batch took
 
     @property
@@ -193,6 +200,13 @@ class _Resume:
         self.succeeded = 0
         self.doubtful = 0
         self.last_line = 0
+
+    def settled(self, line: int) -> bool:
+        """Whether an earlier run settled this input line (succeeded, or possibly charged)."""
+        state = self.state
+        if state is None:
+            return False
+        return line in state.succeeded or (line in state.doubtful and not self.retry_doubtful)
 
     def wanted(self, job: Job, input_name: str) -> bool:
         reason = None
@@ -230,6 +244,8 @@ def _check_output(spec: BatchSpec, scrub: Scrub) -> ResumeState | None:
     if out.is_dir():
         raise CliError(f"--out {out} is a directory; give a file name")
     if spec.resume:
+        if out.name.endswith(".gz") and out.exists():
+            _drop_torn_tail(out)
         _merge_unwritten(out)
         return ResumeState.load(out, spec.kind, scrub)
     if out.exists() and out.stat().st_size:
@@ -256,15 +272,20 @@ def _output(spec: BatchSpec, resume: ResumeState | None, stdout: IO[str]) -> Ite
     if spec.out is None:
         yield stdout
         return
-    if resume is not None and spec.out.exists():
+    gzipped = spec.out.name.endswith(".gz")
+    if resume is not None and spec.out.exists() and not gzipped:
         # Drop a torn last line (a process killed mid-write); its item runs again.
         os.truncate(spec.out, resume.complete_bytes)
     try:
-        stream = spec.out.open("a", encoding="utf-8", newline="\n")
+        stream: IO[str] = (
+            gzip.open(spec.out, "at", encoding="utf-8", newline="\n")  # noqa: SIM115  # closed below
+            if gzipped
+            else spec.out.open("a", encoding="utf-8", newline="\n")
+        )
     except OSError as error:
         raise CliError(f"cannot write {spec.out}: {error.strerror}") from None
     try:
-        if resume is not None and resume.missing_newline:
+        if resume is not None and resume.missing_newline and not gzipped:
             stream.write("\n")
         yield stream
     finally:
@@ -352,7 +373,7 @@ async def _run_batch(
 
     with contextlib.ExitStack() as stack:
         stream = stack.enter_context(_output(spec, state, stdout))
-        writer = ResultWriter(stream, spec.kind, scrub)
+        writer = ResultWriter(stream, spec.kind, scrub, spec.fields)
         items: Iterator[Job] | AsyncGenerator[Job, None]
         if spec.input is not None:
             source = stack.enter_context(spec.input.open("rb"))
@@ -399,8 +420,7 @@ async def _run_batch(
                     await items.aclose()
         _write_leftovers(report, writer)
         writer.close()
-    kept_in = _keep_unwritten(spec, writer.unwritten) if writer.unwritten else None
-    return BatchRun(
+    run = BatchRun(
         report=report,
         spec=spec,
         total=total,
@@ -408,10 +428,62 @@ async def _run_batch(
         doubtful=counted.doubtful,
         last_line_read=resume.last_line,
         written=writer.written,
-        write_error=writer.error,
-        unwritten_lines=tuple(writer.unwritten_lines),
-        kept_in=kept_in,
     )
+    return _after(run, writer, resume)
+
+
+def _after(run: BatchRun, writer: ResultWriter, resume: _Resume) -> BatchRun:
+    """What the run leaves beside its output: results a write error kept, unfinished lines."""
+    spec = run.spec
+    if writer.error is not None:
+        kept_in = _keep_unwritten(spec, writer.unwritten) if writer.unwritten else None
+        run = attrs.evolve(
+            run,
+            write_error=writer.error,
+            unwritten_lines=tuple(writer.unwritten_lines),
+            kept_in=kept_in,
+        )
+    if spec.export_unfinished is not None:
+        try:
+            exported = _export_unfinished(spec.export_unfinished, run, resume)
+        except OSError as error:
+            return attrs.evolve(run, export_error=error.strerror or str(error))
+        run = attrs.evolve(run, exported=exported)
+    return run
+
+
+def _unfinished_jobs(run: BatchRun) -> dict[int, Job]:
+    """Items this run read and did not finish, that can run again without paying twice."""
+    report = run.report
+    doubtful = set(report.possibly_charged)
+    jobs = {o.item.line: o.item for o in report.failed if o.index not in doubtful}
+    jobs.update((job.line, job) for _, job in report.not_started)
+    return jobs
+
+
+def _export_unfinished(path: Path, run: BatchRun, resume: _Resume) -> int:
+    """Write the input lines still to run to ``path``, as they are; return how many.
+
+    From a file: the failed (never possibly charged), not-started and never-read lines, in
+    input order. From stdin, what was never read is not known: only the items read (as
+    JSON objects with their options).
+    """
+    spec, jobs = run.spec, _unfinished_jobs(run)
+    unread_from = run.last_line_read + 1 if run.report.unread_from is not None else None
+    count = 0
+    with path.open("wb") as target:
+        if spec.input is None:
+            for line in sorted(jobs):
+                target.write(job_json(jobs[line]).encode() + b"\n")
+            return len(jobs)
+        with spec.input.open("rb") as source:
+            for number, raw in enumerate(source, 1):
+                if not raw.strip() or resume.settled(number):
+                    continue
+                if number in jobs or (unread_from is not None and number >= unread_from):
+                    target.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                    count += 1
+    return count
 
 
 def unwritten_path(out: Path) -> Path:
@@ -444,13 +516,33 @@ def _merge_unwritten(out: Path) -> None:
         return
     try:
         records = kept.read_bytes()
-        with out.open("ab") as stream:
-            if stream.tell() and not _ends_with_newline(out):
-                stream.write(b"\n")  # a torn last line stays apart (and is re-run)
-            stream.write(records)
+        if out.name.endswith(".gz"):
+            with gzip.open(out, "ab") as compressed:
+                compressed.write(records)
+        else:
+            with out.open("ab") as stream:
+                if stream.tell() and not _ends_with_newline(out):
+                    stream.write(b"\n")  # a torn last line stays apart (and is re-run)
+                stream.write(records)
         kept.unlink()
     except OSError as error:
         raise CliError(f"cannot add {kept} to {out}: {error.strerror}") from None
+
+
+def _drop_torn_tail(out: Path) -> None:
+    """Rewrite a gzip output with its complete lines only (a run killed mid-write).
+
+    Appending a new gzip member after a cut-short one would hide everything after it.
+    """
+    kept = out.with_name(out.name + ".partial")
+    try:
+        with gzip.open(out, "rb") as old, gzip.open(kept, "wb") as new:
+            for raw in complete_lines(old):
+                if raw.endswith(b"\n"):
+                    new.write(raw)
+        os.replace(kept, out)
+    except OSError as error:
+        raise CliError(f"cannot rewrite {out}: {error.strerror or error}") from None
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -597,6 +689,12 @@ def print_report(console: Console, run: BatchRun) -> None:
         f"{done}{of_total} input item(s) have succeeded)"
     )
     lines.extend(_unwritten_lines(run))
+    if run.export_error is not None:
+        lines.append(f"warning: cannot write {spec.export_unfinished}: {run.export_error}")
+    elif run.exported is not None:
+        lines.append(
+            f"unfinished: {run.exported} input line(s) written to {spec.export_unfinished}"
+        )
     hint = _NEXT_STEP.get(report.stop_reason)
     if report.stop_reason is StopReason.COMPLETED and report.failed:
         hint = (
