@@ -24,7 +24,7 @@ from searchcans_async import CreditsExhausted, SearchCans, SearchCansError, Stop
 from searchcans_async._cli.errors import ExitCode, exit_code_for_error
 from searchcans_async._cli.jsonl import InputError, Job, LineParser, ResumeState
 from searchcans_async._cli.output import Scrub
-from searchcans_async._cli.progress import BatchProgress, EventCounter, Snapshot
+from searchcans_async._cli.progress import BatchProgress, EventCounter, Snapshot, stats_text
 from searchcans_async._cli.run import BatchRun, BatchSpec, Interrupts, run_batch
 from searchcans_async._errors import AuthenticationError, InsufficientCreditsError, ServerError
 from searchcans_async._report import BatchReport, Outcome
@@ -625,10 +625,62 @@ async def test_live_progress_draws_a_bar_and_the_stats() -> None:
         await asyncio.sleep(0.15)
     text = buffer.getvalue()
     assert "5/10" in text
-    assert "lanes 2/2 (of 4) busy" in text
+    assert "lanes 2/4 busy (2 in use after a 1010 answer)" in text
     assert "1 possibly charged" in text
     assert "2 retries" in text
     assert "stopping" in text
+
+
+def test_reduced_lanes_read_as_a_limit_not_a_bug() -> None:
+    """After a 1010 the pool uses fewer lanes while 3 still run: no "3/1" in the line."""
+    snapshot = Snapshot(done=5, total=10, failed=0, retries=1, lanes=1, plan_lanes=3,
+                        in_flight=3, spent=5, possibly_charged=0, budget_left=7)  # fmt: skip
+    text = stats_text(snapshot, None)
+    assert text.startswith("lanes 3/3 busy (1 in use after a 1010 answer)")
+    assert "3/1" not in text
+
+
+async def test_a_stopped_live_display_keeps_no_spinner_or_eta() -> None:
+    """The last frame, left above the report, shows where the batch stopped: no ETA."""
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    snapshot = Snapshot(done=5, total=10, failed=0, retries=0, lanes=2, plan_lanes=2,
+                        in_flight=0, spent=5, possibly_charged=0, budget_left=0)  # fmt: skip
+    progress = BatchProgress(console, lambda: snapshot, mode="live", title="search")
+    async with progress:
+        pass
+    final = Console(file=io.StringIO(), width=120, record=True)
+    final.print(progress.final_frame())
+    text = final.export_text()
+    assert "5/10" in text
+    assert "ETA" not in text
+    assert not set(text) & set("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")  # rich's spinner frames
+
+
+def test_progress_targets_what_the_budget_covers(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """--budget 5 of 20 one-credit items: progress counts to 5, not 20."""
+    emu = serve(latency=0.002)
+    source = write_lines(tmp_path / "in.jsonl", [f"q{n}" for n in range(20)])
+    command = ["batch", str(source), "--budget", "5", "--progress-every", "0.01"]
+    result = invoke([*command, "--out", str(tmp_path / "o.jsonl")], env=emu.env())
+    assert result.exit_code == ExitCode.BUDGET, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "lanes" in line and "busy" in line]
+    assert lines, result.stderr
+    assert all("/5 (" in line for line in lines), lines
+    assert "the budget covers 5 of 20" in lines[0]
+
+
+def test_more_lanes_than_the_account_has_is_a_warning(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """--lanes 5 on a 2-lane account: a warning without -v, and 2 lanes used."""
+    emu = serve(lanes=2)
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b"])
+    result = invoke(["batch", str(source), "--lanes", "5", "--progress", "off"], env=emu.env())
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert "warning: --lanes 5 is more than the account's 2 Parallel Lanes" in result.stderr
+    assert emu.call(emu.emulator.stats).peak_in_flight <= 2
 
 
 def test_plain_progress_line_has_rate_and_eta() -> None:

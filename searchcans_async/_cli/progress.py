@@ -105,11 +105,12 @@ class _RateMeter:
 
 def stats_text(snapshot: Snapshot, rate: float | None) -> str:
     """The line under the bar (live) or after the count (plain)."""
-    usable = str(snapshot.lanes)
+    lanes = f"lanes {snapshot.in_flight}/{snapshot.plan_lanes} busy"
     if snapshot.lanes < snapshot.plan_lanes:  # lowered for a while after 1010 answers
-        usable += f" (of {snapshot.plan_lanes})"
+        # Running work is never interrupted, so more may run than the lowered limit.
+        lanes += f" ({snapshot.lanes} in use after a 1010 answer)"
     parts = [
-        f"lanes {snapshot.in_flight}/{usable} busy",
+        lanes,
         f"{snapshot.spent} credits spent, {snapshot.budget_left} left",
         f"{snapshot.failed} failed",
         f"{snapshot.retries} retries",
@@ -195,9 +196,28 @@ class BatchProgress:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._live is not None:
-            self.refresh()  # the last frame stays on screen above the report
+            self.refresh()
+            self._live.update(self.final_frame(), refresh=True)  # stays above the report
             self._live.stop()
             self._live = None
+
+    def final_frame(self) -> Group:
+        """The last frame: where the batch stopped, without the spinner and the ETA."""
+        snapshot = self._sample()
+        done = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn(format_duration(self._elapsed())),
+            console=self._console,
+            auto_refresh=False,
+        )
+        done.add_task(self._title, total=snapshot.total, completed=snapshot.done)
+        return Group(done, Text(stats_text(snapshot, None), style="dim"))
+
+    def _elapsed(self) -> float:
+        return asyncio.get_running_loop().time() - self._started
 
     async def _run(self) -> None:
         period = _LIVE_PERIOD if self.mode == "live" else self._interval

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from .._backend import LaneBackend
     from .._client import SearchCans
+    from .._costs import Costs
     from .._lanes import LanePool
     from .._models import ReaderPage, SearchResult
     from .output import Scrub
@@ -221,14 +222,29 @@ class _Resume:
         return reason is None
 
 
-def _prescan(path: Path, parser: LineParser, resume: _Resume) -> int:
-    """Validate the whole input file before anything is spent; count its items."""
-    total = 0
+def _prescan(path: Path, parser: LineParser, resume: _Resume, costs: Costs) -> tuple[int, int]:
+    """Validate the whole input file before anything is spent; its items and their cost.
+
+    The cost counts only the items this run will send (not those a resume skips).
+    """
+    total = cost = 0
     with path.open("rb") as stream:
         for job in read_jobs(stream, parser):
             total += 1
-            resume.wanted(job, parser.source)
-    return total
+            if resume.wanted(job, parser.source):
+                cost += job.request.cost(costs)
+    return total, cost
+
+
+def _target(to_run: int | None, cost: int, done: int, credits_left: int) -> int | None:
+    """How many items this run can finish: all of them, or what the budget covers.
+
+    ``credits_left`` counts what new work may reserve plus what work in flight holds;
+    items are priced at their mean cost.
+    """
+    if to_run is None or to_run == 0 or cost == 0:
+        return to_run
+    return min(to_run, done + credits_left * to_run // cost)
 
 
 def _check_output(spec: BatchSpec, scrub: Scrub) -> ResumeState | None:
@@ -357,10 +373,11 @@ async def _run_batch(
     parser = LineParser(spec.kind, spec.input_name, spec.defaults, fmt=spec.input_format)
     state = _check_output(spec, scrub)
     total: int | None = None
+    run_cost = 0
     counted = _Resume(state, spec)
     if spec.input is not None:
         try:
-            total = _prescan(spec.input, parser, counted)
+            total, run_cost = _prescan(spec.input, parser, counted, client.costs)
         except InputError as error:
             raise CliError(f"{error} (nothing was run)") from None
         except OSError as error:
@@ -387,23 +404,8 @@ async def _run_batch(
         to_run = None if total is None else total - counted.succeeded - counted.doubtful
         async with _open_pool(client, spec) as pool:
             interrupts.pool = pool
-
-            def sample() -> Snapshot:
-                stats = pool.statistics()
-                return Snapshot(
-                    done=writer.written,
-                    total=to_run,
-                    failed=writer.failed,
-                    retries=events.retries,
-                    lanes=stats.lanes,
-                    plan_lanes=stats.plan_lanes,
-                    in_flight=stats.in_flight,
-                    spent=stats.committed,
-                    possibly_charged=stats.possibly_charged,
-                    budget_left=stats.budget_left,
-                    note=interrupts.note,
-                )
-
+            _warn_about_lanes(console, spec, pool)
+            sample = _sampler(pool, writer, events, interrupts, to_run, run_cost)
             progress = BatchProgress(
                 console, sample, mode=spec.progress, interval=spec.progress_interval,
                 title=spec.title,
@@ -549,6 +551,52 @@ def _ends_with_newline(path: Path) -> bool:
     with path.open("rb") as stream:
         stream.seek(-1, os.SEEK_END)
         return stream.read(1) == b"\n"
+
+
+def _warn_about_lanes(console: Console, spec: BatchSpec, pool: LanePool) -> None:
+    lanes = pool.account.concurrent
+    if spec.lanes is not None and spec.lanes > lanes:
+        console.print(
+            Text(
+                f"warning: --lanes {spec.lanes} is more than the account's {lanes} Parallel "
+                f"Lanes; {lanes} are used (more would be refused as 1010 'lanes busy')",
+                style="yellow",
+            )
+        )
+
+
+def _sampler(  # noqa: PLR0917  # what one progress reading is made of
+    pool: LanePool,
+    writer: ResultWriter,
+    events: EventCounter,
+    interrupts: Interrupts,
+    to_run: int | None,
+    run_cost: int,
+) -> Callable[[], Snapshot]:
+    """Progress readings: counted against what this run can finish (items, or budget)."""
+
+    def sample() -> Snapshot:
+        stats = pool.statistics()
+        left = stats.budget_left + stats.reserved
+        target = _target(to_run, run_cost, writer.written, left)
+        note = interrupts.note
+        if target is not None and to_run is not None and target < to_run and not note:
+            note = f"the budget covers {target} of {to_run}"
+        return Snapshot(
+            done=writer.written,
+            total=target,
+            failed=writer.failed,
+            retries=events.retries,
+            lanes=stats.lanes,
+            plan_lanes=stats.plan_lanes,
+            in_flight=stats.in_flight,
+            spent=stats.committed,
+            possibly_charged=stats.possibly_charged,
+            budget_left=stats.budget_left,
+            note=note,
+        )
+
+    return sample
 
 
 @contextlib.asynccontextmanager
