@@ -101,6 +101,8 @@ class RedisBackend:
             raising :class:`RedisBackendError`.
         state_ttl: Seconds the account's keys outlive the last activity on them
             (default: ten minutes, or four leases plus the settle grace if longer).
+        raise_budget: Let this pool's ``budget`` raise the group's. By default the
+            smallest budget any pool opened the group with holds for all of them.
 
     Example:
         >>> backend = RedisBackend.from_url("redis://127.0.0.1:6379/0", account="team")
@@ -119,6 +121,7 @@ class RedisBackend:
         poll_interval: float = 1.0,
         unavailable_after: float = 10.0,
         state_ttl: float | None = None,
+        raise_budget: bool = False,
         _owns_client: bool = False,
     ) -> None:
         check_account(account)
@@ -133,6 +136,7 @@ class RedisBackend:
             state_ttl=state_ttl,
         )
         self._client = client
+        self._raise_budget = raise_budget
         self._owns_client = _owns_client
         self._scripts = ScriptRunner(client, account)
         self._holder = secrets.token_hex(6)
@@ -227,7 +231,10 @@ class RedisBackend:
         self._ttl_ms = self._leases.ttl_ms = self.options.ttl_ms(grace)
         self._leases.grace_ms = math.ceil(max(0.0, grace) * 1000)
         args = (spendable, -1 if current is None else current, lanes, -1 if cap is None else cap)
-        await self._call_or_raise("open", (*args, self._ttl_ms), "opening the shared ledger")
+        raise_cap = "1" if self._raise_budget else "0"
+        await self._call_or_raise(
+            "open", (*args, self._ttl_ms, raise_cap), "opening the shared ledger"
+        )
         failure: RedisBackendError | None = None
         try:
             await self._wake.start()

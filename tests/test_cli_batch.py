@@ -205,7 +205,8 @@ def test_a_query_equal_to_the_key_resumes_and_never_shows_the_key(
     out = tmp_path / "out.jsonl"
     first = invoke(["batch", str(source), "--out", str(out), "--budget", "2"], env=emu.env())
     assert first.exit_code == ExitCode.BUDGET, first.stderr
-    again = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    more = ["--budget", "10", "--raise-budget"]  # the job's budget was 2
+    again = invoke(["batch", str(source), "--out", str(out), "--resume", *more], env=emu.env())
     assert again.exit_code == ExitCode.OK, again.stderr
     assert succeeded_lines(out) == Counter({1: 1, 2: 1, 3: 1})
     seen = first.output + first.stderr + again.output + again.stderr + out.read_text()
@@ -264,7 +265,7 @@ def test_fields_keep_only_what_is_asked(
     )
     assert result.exit_code == ExitCode.OK, result.stderr
     for record in records(out):
-        assert set(record) == {"line", "kind", "subject", "ok", "result"}
+        assert set(record) == {"line", "kind", "subject", "ok", "credits", "result"}
         assert set(record["result"]) == {"organic", "credits"}
         assert all(set(hit) == {"link"} for hit in record["result"]["organic"])
     bad = invoke(["batch", str(source), "--fields", "nope"], env=emu.env())
@@ -282,7 +283,8 @@ def test_a_gz_output_is_compressed_and_resumable(
     first = invoke(["batch", str(source), "--out", str(out), "--budget", "5"], env=emu.env())
     assert first.exit_code == ExitCode.BUDGET, first.stderr
     assert out.read_bytes()[:2] == b"\x1f\x8b"  # gzip magic
-    again = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    more = ["--budget", "12", "--raise-budget"]  # the job's budget was 5
+    again = invoke(["batch", str(source), "--out", str(out), "--resume", *more], env=emu.env())
     assert again.exit_code == ExitCode.OK, again.stderr
     with gzip.open(out, "rt", encoding="utf-8") as stream:
         lines = [json.loads(line) for line in stream]
@@ -304,6 +306,38 @@ def test_export_unfinished_writes_the_inputs_still_to_run(
     # q1 ok, q2 refused (400, free), q4 and q5 ok, q6 not started (budget 3)
     assert left.read_text(encoding="utf-8") == "q2\nq6\n"
     assert f"unfinished: 2 input line(s) written to {left}" in result.stderr
+
+
+def test_the_budget_holds_for_the_whole_job_across_resumes(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """--budget 8, stop, --resume --budget 8: nothing more is spent; raising it takes a flag."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", [f"q{n}" for n in range(20)])
+    out = tmp_path / "out.jsonl"
+    base = ["batch", str(source), "--out", str(out), "--progress", "off"]
+
+    def charged() -> int:
+        return emu.call(emu.emulator.stats).charged
+
+    first = invoke([*base, "--budget", "8"], env=emu.env())
+    assert first.exit_code == ExitCode.BUDGET, first.stderr
+    assert charged() == 8
+    again = invoke([*base, "--resume", "--budget", "8"], env=emu.env())
+    assert again.exit_code == ExitCode.BUDGET, again.stderr
+    assert "spent so far 8 of 8" in again.stderr
+    assert charged() == 8  # the per-run budget would have spent 8 more
+    silent = invoke([*base, "--resume"], env=emu.env())
+    assert silent.exit_code == ExitCode.BUDGET, silent.stderr
+    assert charged() == 8
+    higher = invoke([*base, "--resume", "--budget", "12"], env=emu.env())
+    assert higher.exit_code == ExitCode.USAGE
+    assert "--raise-budget" in one_error_line(higher)
+    raised = invoke([*base, "--resume", "--budget", "12", "--raise-budget"], env=emu.env())
+    assert raised.exit_code == ExitCode.BUDGET, raised.stderr
+    assert "spent so far 8 of 12" in raised.stderr
+    assert charged() == 12
+    assert len(succeeded_lines(out)) == 12
 
 
 # -- bad input -------------------------------------------------------------------------------

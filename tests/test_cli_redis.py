@@ -125,3 +125,36 @@ def test_an_unreachable_redis_is_one_line_and_nothing_is_spent(
     assert "--redis" in stderr
     assert "--base-url" not in stderr
     assert charged == 0
+
+
+async def test_a_groups_budget_is_raised_only_on_purpose(
+    redis_server: RedisServer, canary_key: str, tmp_path: Path
+) -> None:
+    """The smallest budget opened under a group holds; --raise-budget lifts it for all."""
+    spec = AccountSpec(credits=10_000, lanes=2, keys=[KeySpec(canary_key, name="canary")])
+    group = new_account("raise")
+    async with Emulator([spec], latency=0) as emu:
+        env = child_env(emu, canary_key)
+
+        async def worker(name: str, *options: str) -> tuple[int | None, str]:
+            source = tmp_path / f"{name}.txt"
+            source.write_text("".join(f"{name} {n}\n" for n in range(20)), encoding="utf-8")
+            command = (
+                "batch", str(source), "--out", str(tmp_path / f"{name}.jsonl"),
+                "--redis", redis_server.url, "--account", group, "--progress", "off", *options,
+            )  # fmt: skip
+            process = await start(*command, env=env)
+            async with asyncio.timeout(60):
+                _, err = await process.communicate()
+            return process.returncode, err.decode()
+
+        assert (await worker("a", "--budget", "5"))[0] == ExitCode.BUDGET
+        code, err = await worker("b", "--budget", "10")
+        assert code == ExitCode.BUDGET, err  # the group's budget is still 5, all spent
+        assert "--raise-budget" in err
+        charged_before = emu.stats().charged
+        code, err = await worker("b", "--resume", "--budget", "10", "--raise-budget")
+        assert code == ExitCode.BUDGET, err
+        charged_after = emu.stats().charged
+    assert charged_before == 5
+    assert charged_after == 10

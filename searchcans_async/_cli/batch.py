@@ -65,7 +65,17 @@ PROGRESS_CHOICES: Final = ("auto", "live", "plain", "off")
     is_flag=True,
     help="With --resume, also rerun items that failed possibly charged (may bill twice).",
 )
-@click.option("--budget", type=click.IntRange(min=0), help="Spend at most this many credits.")
+@click.option(
+    "--budget",
+    type=click.IntRange(min=0),
+    help="Spend at most this many credits: for the whole job across every --resume of one "
+    "--out (or, with --redis, for the group).",
+)
+@click.option(
+    "--raise-budget",
+    is_flag=True,
+    help="Let --budget raise the budget of a job (or a --redis group) that had a lower one.",
+)
 @click.option(
     "--floor",
     type=click.IntRange(min=0),
@@ -118,6 +128,7 @@ def batch(
     resume: bool,
     retry_possibly_charged: bool,
     budget: int | None,
+    raise_budget: bool,
     floor: int,
     lanes: int | None,
     redis_url: str | None,
@@ -136,6 +147,8 @@ def batch(
     refuses the whole file before anything is spent. Each finished item is written as
     one JSON line, at once; --resume continues a stopped batch without paying twice.
     """
+    if raise_budget and budget is None:
+        raise CliError("--raise-budget needs --budget N: the new budget")
     if retry_possibly_charged and not resume:
         raise CliError("--retry-possibly-charged applies with --resume only")
     if group is not None and redis_url is None:
@@ -164,6 +177,7 @@ def batch(
         resume=resume,
         retry_possibly_charged=retry_possibly_charged,
         budget=budget,
+        raise_budget=raise_budget,
         floor=floor,
         lanes=lanes,
         redis_url=redis_url,

@@ -26,6 +26,8 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Literal, NamedTuple
 
 import attrs
 
+from .._costs import Costs
+from .._errors import SearchCansError
 from .._requests import ReadRequest, SearchRequest
 from .output import dumps, error_payload, result_payload
 
@@ -335,6 +337,7 @@ class ResumeState:
         self.succeeded: dict[int, str] = {}
         self.doubtful: dict[int, str] = {}
         self.records = 0
+        self.spent = 0  # credits the job's earlier runs spent, or may have (per the records)
         self.complete_bytes = 0
         self.missing_newline = False
 
@@ -395,6 +398,7 @@ class ResumeState:
                 f"holds a {record.get('kind')} result, but this batch is --kind {self.kind}",
             )
         self.records += 1
+        self.spent += _credits_of(record)
         line, subject = record["line"], record["subject"]
         if record["ok"]:
             self.succeeded[line] = subject
@@ -429,6 +433,22 @@ class ResumeState:
         return None
 
 
+def _credits_of(record: Mapping[str, Any]) -> int:
+    """What one output record cost, or may have: its ``credits`` and ``possibly_charged``.
+
+    Records written before those fields existed carry the cost in ``result.credits``.
+    """
+    spent = 0
+    for name in ("credits", "possibly_charged"):
+        value = record.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            spent += value
+    if "credits" not in record and isinstance(record.get("result"), dict):
+        value = record["result"].get("credits")
+        spent += value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return spent
+
+
 class ResultWriter:
     """Writes one JSON line per finished item, flushed at once, never with the key in it."""
 
@@ -438,7 +458,9 @@ class ResultWriter:
         kind: Kind,
         scrub: Callable[[str], str],
         fields: tuple[str, ...] | None = None,
+        costs: Costs | None = None,
     ) -> None:
+        self._costs = costs or Costs()
         self._stream = stream
         self._kind = kind
         self._scrub = scrub
@@ -459,13 +481,21 @@ class ResultWriter:
         record: dict[str, Any] = {"line": job.line, "kind": self._kind, "subject": job.subject}
         if outcome.error is None and outcome.result is not None:
             record["ok"] = True
+            record["credits"] = outcome.result.credits
             payload = result_payload(outcome.result)
             record["result"] = payload if self._fields is None else keep(payload, self._fields)
             self.succeeded += 1
             self.credits += outcome.result.credits
         else:
             record["ok"] = False
-            record["error"] = error_payload(outcome.error or RuntimeError("no result"))
+            error = outcome.error or RuntimeError("no result")
+            charged = error.charged if isinstance(error, SearchCansError) else None
+            cost = job.request.cost(self._costs)
+            # What the item cost, or may have: a resumed job's budget counts it.
+            record["credits"] = cost if charged else 0
+            if charged is None:
+                record["possibly_charged"] = cost
+            record["error"] = error_payload(error)
             self.failed += 1
         text = self._scrub(dumps(record)) + "\n"
         if self.error is None:

@@ -20,6 +20,7 @@ from .._errors import SearchCansError
 from .._report import BatchReport, StopReason
 from .._requests import SearchRequest
 from .errors import EXIT_BY_STOP, CliError, ExitCode
+from .job import JobPlan, plan_job
 from .jsonl import (
     InputError,
     InputFormat,
@@ -134,6 +135,7 @@ class BatchSpec:
     input: Path | None = None  # None: stdin
     input_format: InputFormat = "auto"
     fields: tuple[str, ...] | None = None  # keep only these fields of each result
+    raise_budget: bool = False  # --budget may raise the job's (or the group's) budget
     export_unfinished: Path | None = None  # write the input lines still to run here
     out: Path | None = None  # None: stdout
     resume: bool = False
@@ -390,7 +392,7 @@ async def _run_batch(
 
     with contextlib.ExitStack() as stack:
         stream = stack.enter_context(_output(spec, state, stdout))
-        writer = ResultWriter(stream, spec.kind, scrub, spec.fields)
+        writer = ResultWriter(stream, spec.kind, scrub, spec.fields, client.costs)
         items: Iterator[Job] | AsyncGenerator[Job, None]
         if spec.input is not None:
             source = stack.enter_context(spec.input.open("rb"))
@@ -401,8 +403,15 @@ async def _run_batch(
             items = _stdin_jobs(stdin_lines, parser, resume)
             counted = resume  # counted as the stream goes
         _announce_resume(console, spec, state)
+        job = _plan_job(spec, state)
+        if job is not None and job.resumed and job.budget is not None:
+            console.print(
+                Text(f"job: spent so far {job.spent} of {job.budget} credits; this run may "
+                     f"spend up to {job.run_budget}")
+            )  # fmt: skip
+        budget = job.run_budget if job is not None else spec.budget
         to_run = None if total is None else total - counted.succeeded - counted.doubtful
-        async with _open_pool(client, spec) as pool:
+        async with _open_pool(client, spec, budget) as pool:
             interrupts.pool = pool
             _warn_about_lanes(console, spec, pool)
             sample = _sampler(pool, writer, events, interrupts, to_run, run_cost)
@@ -553,6 +562,21 @@ def _ends_with_newline(path: Path) -> bool:
         return stream.read(1) == b"\n"
 
 
+def _plan_job(spec: BatchSpec, state: ResumeState | None) -> JobPlan | None:
+    """The job's budget for this run (see job.py); ``None`` without a regular --out file."""
+    out = spec.out
+    if out is None or (out.exists() and not out.is_file()):  # stdout, a device: no job
+        return None
+    return plan_job(
+        out=out,
+        input_path=spec.input,
+        budget=spec.budget,
+        raise_budget=spec.raise_budget,
+        resume=spec.resume,
+        spent=state.spent if state is not None else 0,
+    )
+
+
 def _warn_about_lanes(console: Console, spec: BatchSpec, pool: LanePool) -> None:
     lanes = pool.account.concurrent
     if spec.lanes is not None and spec.lanes > lanes:
@@ -600,13 +624,13 @@ def _sampler(  # noqa: PLR0917  # what one progress reading is made of
 
 
 @contextlib.asynccontextmanager
-async def _open_pool(client: SearchCans, spec: BatchSpec) -> AsyncIterator[LanePool]:
+async def _open_pool(
+    client: SearchCans, spec: BatchSpec, budget: int | None
+) -> AsyncIterator[LanePool]:
     """The batch's lane pool, open; an unreachable shared Redis is named as such."""
     try:
         backend = await _shared_backend(spec, client)
-        pool = client.lanes(
-            budget=spec.budget, floor=spec.floor, max_lanes=spec.lanes, backend=backend
-        )
+        pool = client.lanes(budget=budget, floor=spec.floor, max_lanes=spec.lanes, backend=backend)
         await pool.open()
     except SearchCansError as error:
         if spec.redis_url is None or not _from_redis(error):
@@ -651,7 +675,10 @@ async def _shared_backend(spec: BatchSpec, client: SearchCans) -> LaneBackend | 
         ) from None
     # A request goes out only while its lane's lease outlives the longest attempt.
     return await open_backend(
-        spec.redis_url, spec.group, request_timeout=client.timeout + _LEASE_MARGIN
+        spec.redis_url,
+        spec.group,
+        request_timeout=client.timeout + _LEASE_MARGIN,
+        raise_budget=spec.raise_budget,
     )
 
 
@@ -744,6 +771,11 @@ def print_report(console: Console, run: BatchRun) -> None:
             f"unfinished: {run.exported} input line(s) written to {spec.export_unfinished}"
         )
     hint = _NEXT_STEP.get(report.stop_reason)
+    if report.stop_reason is StopReason.BUDGET and spec.out is not None:
+        hint = (
+            "the credit budget ran out: add credits (or lower --floor), or raise the job's "
+            "budget with --budget N --raise-budget, then run the same command with --resume"
+        )
     if report.stop_reason is StopReason.COMPLETED and report.failed:
         hint = (
             f'{len(report.failed)} item(s) failed (see "error" in the output); run the '
