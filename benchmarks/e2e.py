@@ -32,6 +32,7 @@ import timeit
 from typing import Any, Final
 
 import aiohttp
+import httpx
 
 from searchcans_async import SearchCans
 from searchcans_async._convert import parse_search
@@ -60,7 +61,10 @@ QUICK: Final = {
 CEILING_CONCURRENCY: Final = (8, 32, 64)
 EMULATOR_LANES: Final = 64
 DISTINCT_QUERIES: Final = 500
-TARGET: Final = 0.9
+# Zero latency (issue 18): at least as fast as a raw aiohttp loop, typed results kept.
+TARGET: Final = 1.0
+# Lane-bound: within 10 % of the raw loop while lanes, not CPU, bound the rate.
+LANE_BOUND_TARGET: Final = 0.9
 # The lane-bound case's server latency: lognormal, (median, sigma) in seconds, for searches
 # and account reads alike.
 # Why 10 ms rather than 5: the ideal rate is lanes / mean latency, and at 32 lanes and 5 ms
@@ -81,9 +85,16 @@ LANE_BOUND_LATENCY: Final = (0.010, 0.3)
 # rounds drops a stray run, not a disturbance that lasts a whole cell: in one rerun on a
 # busy machine the pool's 8-lane figure fell from about 0.95x raw to 0.90x.
 CONTENDED_BELOW: Final = 0.8
-PEER_NAMES: Final = ("raw", "client_workers", "client_pool_batch", "client_pool_map")
+PEER_NAMES: Final = (
+    "raw",
+    "vendor_httpx",
+    "client_workers",
+    "client_pool_batch",
+    "client_pool_map",
+)
 LABELS: Final = {
     "raw": "raw aiohttp loop (N worker tasks)",
+    "vendor_httpx": "vendor pattern: httpx.AsyncClient, post(json=...).json()",
     "client_workers": "SearchCans.search, N worker tasks, no pool",
     "client_pool_batch": "SearchCans + LanePool.run_batch",
     "client_pool_map": "SearchCans + LanePool.map",
@@ -108,6 +119,26 @@ async def raw(base_url: str, key: str, lanes: int, items: int) -> int:
                 async with session.post(url, json=body, headers=headers) as response:
                     envelope = await response.json()
                     ok += envelope["code"] == 0
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(lanes):
+                group.create_task(worker())
+    return ok
+
+
+async def vendor_httpx(base_url: str, key: str, lanes: int, items: int) -> int:
+    """The vendor's published async client, as users write it: httpx posting JSON."""
+    url = f"{base_url}/api/v1/search"
+    iterator = iter(range(items))
+    ok = 0
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(headers=headers, timeout=35.0) as session:
+
+        async def worker() -> None:
+            nonlocal ok
+            for index in iterator:
+                response = await session.post(url, json={"s": query(index), "t": "google"})
+                ok += response.json()["code"] == 0
 
         async with asyncio.TaskGroup() as group:
             for _ in range(lanes):
@@ -167,6 +198,7 @@ async def client_pool_map(base_url: str, key: str, lanes: int, items: int) -> in
 
 PEERS: Final = {
     "raw": raw,
+    "vendor_httpx": vendor_httpx,
     "client_workers": client_workers,
     "client_pool_batch": client_pool_batch,
     "client_pool_map": client_pool_map,
@@ -430,7 +462,11 @@ def lane_bound_target(document: dict[str, Any], cell: dict[str, Any], name: str)
         f"of the lanes / mean latency ideal ({cell['ideal_requests_per_second']:.0f} req/s)"
     )
     return _harness.target(
-        label, f">= {TARGET:g}x raw", measured, passed=ratio >= TARGET, ratio=ratio
+        label,
+        f">= {LANE_BOUND_TARGET:g}x raw",
+        measured,
+        passed=ratio >= LANE_BOUND_TARGET,
+        ratio=ratio,
     )
 
 

@@ -726,3 +726,26 @@ def test_only_the_transport_imports_aiohttp() -> None:
             if any(name == "aiohttp" or name.startswith("aiohttp.") for name in names):
                 importers.add(path.relative_to(package).as_posix())
     assert importers == {"_transport.py"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"code": 0, "data": {"n": 1}}', {"code": 0, "data": {"n": 1}}),
+        # orjson reads integers beyond 64 bits as floats (no SearchCans figure comes near)
+        (b'{"big": 123456789012345678901234567890}', {"big": 1.2345678901234568e29}),
+        (b'{"x": NaN}', "nan"),  # not JSON, but Python's json reads it: so do we
+        (b"[" * 100_000 + b"]" * 100_000, None),  # nested too deep: unreadable, no crash
+        (b"\xff\xfe not utf-8", None),
+        (b"<html>", None),
+    ],
+)
+def test_the_json_decoder_reads_what_json_reads(raw: bytes, expected: Any) -> None:
+    """The fast decoder (orjson) falls back to json for what only json accepts (NaN)."""
+    from searchcans_async._transport import _load_json  # noqa: PLC0415  # imported where the test needs it
+
+    value = _load_json(raw)
+    if expected == "nan":
+        assert value["x"] != value["x"]  # NaN
+    else:
+        assert value == expected
