@@ -340,6 +340,23 @@ def test_the_budget_holds_for_the_whole_job_across_resumes(
     assert len(succeeded_lines(out)) == 12
 
 
+def test_kept_results_join_an_output_whose_last_line_was_torn(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """OUT ends in a line cut short by a kill: it is dropped, OUT.unwritten joins, resume runs."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b", "c"])
+    out = tmp_path / "out.jsonl"
+    first = {"line": 1, "kind": "search", "subject": "a", "ok": True, "credits": 1, "result": {}}
+    out.write_text(json.dumps(first) + '\n{"line": 3, "kind": "sea', encoding="utf-8")
+    kept = {**first, "line": 2, "subject": "b"}
+    (tmp_path / "out.jsonl.unwritten").write_text(json.dumps(kept) + "\n", encoding="utf-8")
+    result = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert succeeded_lines(out) == Counter({1: 1, 2: 1, 3: 1})
+    assert emu.call(emu.emulator.stats).charged == 1  # only c ran
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 

@@ -369,6 +369,11 @@ class ResumeState:
             state.doubtful.pop(line, None)
         return state
 
+    @classmethod
+    def is_record(cls, raw: bytes) -> bool:
+        """Whether ``raw`` is one whole result line of a batch."""
+        return cls._record(raw) is not None
+
     @staticmethod
     def _record(raw: bytes) -> dict[str, Any] | None:
         try:

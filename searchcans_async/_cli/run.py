@@ -531,9 +531,8 @@ def _merge_unwritten(out: Path) -> None:
             with gzip.open(out, "ab") as compressed:
                 compressed.write(records)
         else:
+            _end_last_line(out)
             with out.open("ab") as stream:
-                if stream.tell() and not _ends_with_newline(out):
-                    stream.write(b"\n")  # a torn last line stays apart (and is re-run)
                 stream.write(records)
         kept.unlink()
     except OSError as error:
@@ -556,10 +555,29 @@ def _drop_torn_tail(out: Path) -> None:
         raise CliError(f"cannot rewrite {out}: {error.strerror or error}") from None
 
 
-def _ends_with_newline(path: Path) -> bool:
+def _end_last_line(path: Path) -> None:
+    """Make ``path`` end with a newline before more lines go after it.
+
+    A last line without one is a complete record (kept) or was torn by a kill: then it is
+    cut off (its item runs again), as a resume does with a torn last line.
+    """
+    if not path.exists():
+        return
     with path.open("rb") as stream:
-        stream.seek(-1, os.SEEK_END)
-        return stream.read(1) == b"\n"
+        end = stream.seek(0, os.SEEK_END)
+        tail, start = b"", end
+        while start > 0 and b"\n" not in tail:  # back to the last line's start
+            start = max(0, start - 65_536)
+            stream.seek(start)
+            tail = stream.read(end - start)
+    if not tail or tail.endswith(b"\n"):
+        return
+    cut = start + tail.rfind(b"\n") + 1  # rfind is -1 without a newline: the file's start
+    if ResumeState.is_record(tail[cut - start :]):
+        with path.open("ab") as stream:
+            stream.write(b"\n")
+    else:
+        os.truncate(path, cut)
 
 
 def _plan_job(spec: BatchSpec, state: ResumeState | None) -> JobPlan | None:
