@@ -14,8 +14,9 @@ from .errors import CliError, ExitCode
 from .jsonl import option_fields
 from .output import RESULT_FIELDS
 from .progress import EventCounter
-from .run import BatchSpec, Interrupts, print_report, run_batch, stop_message
+from .run import BatchSpec, Interrupts, run_batch
 from .settings import Settings, error_line, make_console, pass_settings, run_command
+from .summary import print_report, stop_message
 
 __all__ = ["PROGRESS_CHOICES", "batch", "run_batch_command"]
 

@@ -29,7 +29,8 @@ from .batch import PROGRESS_CHOICES
 from .errors import CliError, ExitCode
 from .output import Scrub, scrubbed
 from .progress import EventCounter
-from .run import BatchRun, BatchSpec, Interrupts, print_report, run_batch
+from .run import BatchRun, BatchSpec, Interrupts, run_batch
+from .summary import print_report
 
 __all__ = ["DemoOptions", "demo", "run_demo"]
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import os
 import signal
-import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
@@ -19,6 +17,7 @@ from rich.text import Text
 from .._errors import SearchCansError
 from .._report import BatchReport, StopReason
 from .._requests import SearchRequest
+from . import outfile
 from .errors import EXIT_BY_STOP, CliError, ExitCode
 from .job import JobPlan, plan_job
 from .jsonl import (
@@ -31,12 +30,11 @@ from .jsonl import (
     ResultWriter,
     ResumeState,
     StdinLines,
-    complete_lines,
     job_json,
     read_jobs,
 )
 from .lock import output_lock
-from .progress import BatchProgress, EventCounter, ProgressMode, Snapshot, format_duration
+from .progress import BatchProgress, EventCounter, ProgressMode, Snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -54,24 +52,11 @@ __all__ = [
     "BatchRun",
     "BatchSpec",
     "Interrupts",
-    "print_report",
     "run_batch",
-    "stop_message",
 ]
 
 
 _LEASE_MARGIN: Final = 10.0  # seconds a shared lane's lease outlives one attempt
-
-_NEXT_STEP: Final[Mapping[StopReason, str]] = {
-    StopReason.BUDGET: "the credit budget ran out: add credits (or raise --budget, lower "
-    "--floor), then run the same command with --resume",
-    StopReason.BILLING: "the server refused for billing: top up the account, then run the "
-    "same command with --resume",
-    StopReason.AUTH: "the API key was refused: check SEARCHCANS_API_KEY or --api-key-file, "
-    "then run the same command with --resume",
-    StopReason.CANCELLED: "run the same command with --resume to continue where it stopped",
-    StopReason.ERROR: "fix the cause above, then run the same command with --resume",
-}
 
 
 class Interrupts:
@@ -263,8 +248,8 @@ def _check_output(spec: BatchSpec, scrub: Scrub) -> ResumeState | None:
         raise CliError(f"--out {out} is a directory; give a file name")
     if spec.resume:
         if out.name.endswith(".gz") and out.exists():
-            _drop_torn_tail(out)
-        _merge_unwritten(out)
+            outfile.drop_torn_tail(out)
+        outfile.merge_unwritten(out)
         return ResumeState.load(out, spec.kind, scrub)
     if out.exists() and out.stat().st_size:
         raise CliError(
@@ -289,28 +274,9 @@ async def _stdin_jobs(
 def _output(spec: BatchSpec, resume: ResumeState | None, stdout: IO[str]) -> Iterator[IO[str]]:
     if spec.out is None:
         yield stdout
-        return
-    gzipped = spec.out.name.endswith(".gz")
-    if resume is not None and spec.out.exists() and not gzipped:
-        # Drop a torn last line (a process killed mid-write); its item runs again.
-        os.truncate(spec.out, resume.complete_bytes)
-    try:
-        stream: IO[str] = (
-            gzip.open(spec.out, "at", encoding="utf-8", newline="\n")  # noqa: SIM115  # closed below
-            if gzipped
-            else spec.out.open("a", encoding="utf-8", newline="\n")
-        )
-    except OSError as error:
-        raise CliError(f"cannot write {spec.out}: {error.strerror}") from None
-    try:
-        if resume is not None and resume.missing_newline and not gzipped:
-            stream.write("\n")
-        yield stream
-    finally:
-        # The writer has flushed every line it counted and kept what it could not write:
-        # a close that fails again (the disk still full) loses nothing more.
-        with contextlib.suppress(OSError):
-            stream.close()
+    else:
+        with outfile.open_output(spec.out, resume) as stream:
+            yield stream
 
 
 def _announce_resume(console: Console, spec: BatchSpec, state: ResumeState | None) -> None:
@@ -355,99 +321,70 @@ async def run_batch(
     with contextlib.ExitStack() as lock:
         if spec.out is not None:
             lock.enter_context(output_lock(spec.out))  # one run per output: none pays twice
-        return await _run_batch(
-            client, spec, console=console, events=events, interrupts=interrupts,
-            scrub=scrub, stdin=stdin, stdout=stdout,
-        )  # fmt: skip
-
-
-async def _run_batch(
-    client: SearchCans,
-    spec: BatchSpec,
-    *,
-    console: Console,
-    events: EventCounter,
-    interrupts: Interrupts,
-    scrub: Scrub,
-    stdin: IO[bytes],
-    stdout: IO[str],
-) -> BatchRun:
-    parser = LineParser(spec.kind, spec.input_name, spec.defaults, fmt=spec.input_format)
-    state = _check_output(spec, scrub)
-    total: int | None = None
-    run_cost = 0
-    counted = _Resume(state, spec)
-    if spec.input is not None:
-        try:
-            total, run_cost = _prescan(spec.input, parser, counted, client.costs)
-        except InputError as error:
-            raise CliError(f"{error} (nothing was run)") from None
-        except OSError as error:
-            raise CliError(f"cannot read {spec.input}: {error.strerror}") from None
-    resume = _Resume(state, spec)
-    costs = client.costs
-
-    def cost(job: Job) -> int:
-        return job.request.cost(costs)
-
-    with contextlib.ExitStack() as stack:
-        stream = stack.enter_context(_output(spec, state, stdout))
-        writer = ResultWriter(stream, spec.kind, scrub, spec.fields, client.costs)
-        items: Iterator[Job] | AsyncGenerator[Job, None]
+        parser = LineParser(spec.kind, spec.input_name, spec.defaults, fmt=spec.input_format)
+        state = _check_output(spec, scrub)
+        total: int | None = None
+        run_cost = 0
+        counted = _Resume(state, spec)
         if spec.input is not None:
-            source = stack.enter_context(spec.input.open("rb"))
-            items = (job for job in read_jobs(source, parser) if resume.wanted(job, parser.source))
-        else:
-            stdin_lines = StdinLines(stdin)
-            stack.callback(stdin_lines.close)
-            items = _stdin_jobs(stdin_lines, parser, resume)
-            counted = resume  # counted as the stream goes
-        _announce_resume(console, spec, state)
-        job = _plan_job(spec, state)
-        if job is not None and job.resumed and job.budget is not None:
-            console.print(
-                Text(f"job: spent so far {job.spent} of {job.budget} credits; this run may "
-                     f"spend up to {job.run_budget}")
-            )  # fmt: skip
-        budget = job.run_budget if job is not None else spec.budget
-        to_run = None if total is None else total - counted.succeeded - counted.doubtful
-        async with _open_pool(client, spec, budget) as pool:
-            interrupts.pool = pool
-            _warn_about_lanes(console, spec, pool)
-            sample = _sampler(pool, writer, events, interrupts, to_run, run_cost)
-            progress = BatchProgress(
-                console, sample, mode=spec.progress, interval=spec.progress_interval,
-                title=spec.title,
-            )  # fmt: skip
             try:
-                async with progress:
-                    report = await pool.run_batch(
-                        _sender(client), items, cost=cost, on_outcome=writer.write,
-                        fail_fast=spec.fail_fast,
-                    )  # fmt: skip
-            finally:
-                interrupts.pool = None
-                if isinstance(items, AsyncGenerator):
-                    await items.aclose()
-        _write_leftovers(report, writer)
-        writer.close()
-    run = BatchRun(
-        report=report,
-        spec=spec,
-        total=total,
-        skipped=counted.succeeded,
-        doubtful=counted.doubtful,
-        last_line_read=resume.last_line,
-        written=writer.written,
-    )
-    return _after(run, writer, resume)
+                total, run_cost = _prescan(spec.input, parser, counted, client.costs)
+            except InputError as error:
+                raise CliError(f"{error} (nothing was run)") from None
+            except OSError as error:
+                raise CliError(f"cannot read {spec.input}: {error.strerror}") from None
+        resume = _Resume(state, spec)
+        costs = client.costs
+
+        def cost(job: Job) -> int:
+            return job.request.cost(costs)
+
+        with contextlib.ExitStack() as stack:
+            stream = stack.enter_context(_output(spec, state, stdout))
+            writer = ResultWriter(stream, spec.kind, scrub, spec.fields, client.costs)
+            items = _items(spec, stack, parser, resume, stdin)
+            if spec.input is None:
+                counted = resume  # counted as the stream goes
+            _announce_resume(console, spec, state)
+            budget = _budget_for_this_run(console, spec, state)
+            to_run = None if total is None else total - counted.succeeded - counted.doubtful
+            async with _open_pool(client, spec, budget) as pool:
+                interrupts.pool = pool
+                _warn_about_lanes(console, spec, pool)
+                sample = _sampler(pool, writer, events, interrupts, to_run, run_cost)
+                progress = BatchProgress(
+                    console, sample, mode=spec.progress, interval=spec.progress_interval,
+                    title=spec.title,
+                )  # fmt: skip
+                try:
+                    async with progress:
+                        report = await pool.run_batch(
+                            _sender(client), items, cost=cost, on_outcome=writer.write,
+                            fail_fast=spec.fail_fast,
+                        )  # fmt: skip
+                finally:
+                    interrupts.pool = None
+                    if isinstance(items, AsyncGenerator):
+                        await items.aclose()
+            _write_leftovers(report, writer)
+            writer.close()
+        run = BatchRun(
+            report=report,
+            spec=spec,
+            total=total,
+            skipped=counted.succeeded,
+            doubtful=counted.doubtful,
+            last_line_read=resume.last_line,
+            written=writer.written,
+        )
+        return _after(run, writer, resume)
 
 
 def _after(run: BatchRun, writer: ResultWriter, resume: _Resume) -> BatchRun:
     """What the run leaves beside its output: results a write error kept, unfinished lines."""
     spec = run.spec
     if writer.error is not None:
-        kept_in = _keep_unwritten(spec, writer.unwritten) if writer.unwritten else None
+        kept_in = outfile.keep_unwritten(spec.out, writer.unwritten) if writer.unwritten else None
         run = attrs.evolve(
             run,
             write_error=writer.error,
@@ -497,87 +434,35 @@ def _export_unfinished(path: Path, run: BatchRun, resume: _Resume) -> int:
     return count
 
 
-def unwritten_path(out: Path) -> Path:
-    """Where results that could not be written to ``out`` are kept, for ``--resume``."""
-    return out.with_name(out.name + ".unwritten")
+def _items(
+    spec: BatchSpec,
+    stack: contextlib.ExitStack,
+    parser: LineParser,
+    resume: _Resume,
+    stdin: IO[bytes],
+) -> Iterator[Job] | AsyncGenerator[Job, None]:
+    """The jobs to run, read lazily from the input file or stdin (closed with ``stack``)."""
+    if spec.input is not None:
+        source = stack.enter_context(spec.input.open("rb"))
+        return (job for job in read_jobs(source, parser) if resume.wanted(job, parser.source))
+    stdin_lines = StdinLines(stdin)
+    stack.callback(stdin_lines.close)
+    return _stdin_jobs(stdin_lines, parser, resume)
 
 
-def _keep_unwritten(spec: BatchSpec, records: list[str]) -> Path | None:
-    """Save the records a write error left in memory: beside --out, else in the temp folder.
-
-    Returns where they are, or ``None`` if no place could take them.
-    """
-    if spec.out is not None and spec.out.is_file():  # beside a device (/dev/full): never
-        with contextlib.suppress(OSError):
-            with unwritten_path(spec.out).open("a", encoding="utf-8", newline="\n") as stream:
-                stream.writelines(records)
-            return unwritten_path(spec.out)
-    with contextlib.suppress(OSError):
-        fd, name = tempfile.mkstemp(prefix="searchcans-unwritten-", suffix=".jsonl")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
-            stream.writelines(records)
-        return Path(name)
-    return None
-
-
-def _merge_unwritten(out: Path) -> None:
-    """On --resume, add what a write error left in ``OUT.unwritten`` to OUT, then drop it."""
-    kept = unwritten_path(out)
-    if not kept.exists():
-        return
-    try:
-        records = kept.read_bytes()
-        if out.name.endswith(".gz"):
-            with gzip.open(out, "ab") as compressed:
-                compressed.write(records)
-        else:
-            _end_last_line(out)
-            with out.open("ab") as stream:
-                stream.write(records)
-        kept.unlink()
-    except OSError as error:
-        raise CliError(f"cannot add {kept} to {out}: {error.strerror}") from None
-
-
-def _drop_torn_tail(out: Path) -> None:
-    """Rewrite a gzip output with its complete lines only (a run killed mid-write).
-
-    Appending a new gzip member after a cut-short one would hide everything after it.
-    """
-    kept = out.with_name(out.name + ".partial")
-    try:
-        with gzip.open(out, "rb") as old, gzip.open(kept, "wb") as new:
-            for raw in complete_lines(old):
-                if raw.endswith(b"\n"):
-                    new.write(raw)
-        os.replace(kept, out)
-    except OSError as error:
-        raise CliError(f"cannot rewrite {out}: {error.strerror or error}") from None
-
-
-def _end_last_line(path: Path) -> None:
-    """Make ``path`` end with a newline before more lines go after it.
-
-    A last line without one is a complete record (kept) or was torn by a kill: then it is
-    cut off (its item runs again), as a resume does with a torn last line.
-    """
-    if not path.exists():
-        return
-    with path.open("rb") as stream:
-        end = stream.seek(0, os.SEEK_END)
-        tail, start = b"", end
-        while start > 0 and b"\n" not in tail:  # back to the last line's start
-            start = max(0, start - 65_536)
-            stream.seek(start)
-            tail = stream.read(end - start)
-    if not tail or tail.endswith(b"\n"):
-        return
-    cut = start + tail.rfind(b"\n") + 1  # rfind is -1 without a newline: the file's start
-    if ResumeState.is_record(tail[cut - start :]):
-        with path.open("ab") as stream:
-            stream.write(b"\n")
-    else:
-        os.truncate(path, cut)
+def _budget_for_this_run(
+    console: Console, spec: BatchSpec, state: ResumeState | None
+) -> int | None:
+    """What this run may spend: the job's budget less what the job spent (see job.py)."""
+    job = _plan_job(spec, state)
+    if job is None:
+        return spec.budget
+    if job.resumed and job.budget is not None:
+        console.print(
+            Text(f"job: spent so far {job.spent} of {job.budget} credits; this run may spend "
+                 f"up to {job.run_budget}")
+        )  # fmt: skip
+    return job.run_budget
 
 
 def _plan_job(spec: BatchSpec, state: ResumeState | None) -> JobPlan | None:
@@ -707,117 +592,3 @@ def _write_leftovers(report: BatchReport[Job], writer: ResultWriter) -> None:
     for outcome in leftovers:  # cancelled in flight, or finished after a write error
         with contextlib.suppress(OutputError):
             writer.write(outcome)
-
-
-def _summary(run: BatchRun) -> list[str]:
-    """The batch's summary in the input's own line numbers (as the output's ``"line"``)."""
-    report = run.report
-    counts = (
-        f"succeeded: {report.succeeded}   failed: {len(report.failed)}   "
-        f"not started: {len(report.not_started)}"
-    )
-    if report.not_started:
-        counts += f" ({_line_list([job.line for _, job in report.not_started])})"
-    if report.unread_from is not None:
-        counts += f"   never read: from input line {run.last_line_read + 1}"
-    lines = [f"stopped: {report.stop_reason.value}", counts]
-    lines.append(
-        f"credits committed: {report.credits_committed}   "
-        f"possibly charged: {report.credits_possibly_charged}"
-    )
-    if report.remain_before is not None or report.remain_after is not None:
-        lines.append(f"remain: {report.remain_before} -> {report.remain_after}")
-    if report.error is not None:
-        lines.append(f"because: {type(report.error).__name__}: {report.error}")
-    return lines
-
-
-def _line_list(numbers: list[int], shown: int = 5) -> str:
-    words = ", ".join(map(str, numbers[:shown])) + (", ..." if len(numbers) > shown else "")
-    return f"input line{'s' if len(numbers) > 1 else ''} {words}"
-
-
-def _unwritten_lines(run: BatchRun) -> list[str]:
-    """What a write error did to the output, and where the paid results went."""
-    if run.write_error is None:
-        return []
-    out = run.spec.out_name
-    reason = run.write_error.strerror or str(run.write_error)
-    lines = [f"output error: cannot write {out}: {reason}"]
-    count = len(run.unwritten_lines)
-    if not count:
-        return lines
-    if run.kept_in is None:
-        lines.append(
-            f"warning: {count} finished item(s) could not be kept anywhere "
-            f"({_line_list(list(run.unwritten_lines))}); they will run again on --resume"
-        )
-    elif run.spec.out is not None and run.kept_in == unwritten_path(run.spec.out):
-        lines.append(
-            f"kept: {count} finished item(s) not written are in {run.kept_in}; "
-            f"--resume adds them to {out}"
-        )
-    else:
-        target = out if run.spec.out is not None else "your results"
-        lines.append(
-            f"kept: {count} finished item(s) not written are in {run.kept_in}; add them to "
-            f"{target} (cat {run.kept_in} >> {out}) before --resume"
-        )
-    return lines
-
-
-def print_report(console: Console, run: BatchRun) -> None:
-    """The final report: the batch summary, the output, and what to do next."""
-    report, spec = run.report, run.spec
-    lines = _summary(run)
-    if report.items_read == 0 and report.unread_from is None and not run.skipped + run.doubtful:
-        lines.insert(0, f"warning: {spec.input_name} holds no items: nothing to run")
-    if report.elapsed > 0:
-        rate = (report.succeeded + len(report.failed)) / report.elapsed
-        lines.append(f"elapsed: {format_duration(report.elapsed)} ({rate:.1f} items/s)")
-    done = run.skipped + report.succeeded
-    of_total = f" of {run.total}" if run.total is not None else ""
-    lines.append(
-        f"output: {spec.out_name} ({run.written} line(s) written by this run; "
-        f"{done}{of_total} input item(s) have succeeded)"
-    )
-    lines.extend(_unwritten_lines(run))
-    if run.export_error is not None:
-        lines.append(f"warning: cannot write {spec.export_unfinished}: {run.export_error}")
-    elif run.exported is not None:
-        lines.append(
-            f"unfinished: {run.exported} input line(s) written to {spec.export_unfinished}"
-        )
-    hint = _NEXT_STEP.get(report.stop_reason)
-    if report.stop_reason is StopReason.BUDGET and spec.out is not None:
-        hint = (
-            "the credit budget ran out: add credits (or lower --floor), or raise the job's "
-            "budget with --budget N --raise-budget, then run the same command with --resume"
-        )
-    if report.stop_reason is StopReason.COMPLETED and report.failed:
-        hint = (
-            f'{len(report.failed)} item(s) failed (see "error" in the output); run the '
-            "same command with --resume to retry them"
-        )
-    if isinstance(report.error, InputError):
-        hint = "fix that input line, then run the same command with --resume"
-    if run.doubtful:
-        lines.append(
-            f"note: {run.doubtful} item(s) failed earlier possibly charged and were not sent "
-            "again; add --retry-possibly-charged to run them (they may be billed twice)"
-        )
-    if hint is not None:
-        if spec.out is None:
-            hint = hint.split(", then", 1)[0] + "; write results with --out FILE to resume later"
-        lines.append(f"next: {hint}")
-    console.print(Text("\n".join(lines)))
-
-
-def stop_message(run: BatchRun) -> str | None:
-    """The one error line for stderr when the batch did not complete, else ``None``."""
-    report = run.report
-    if report.stop_reason is StopReason.COMPLETED:
-        return None
-    if report.error is not None:
-        return str(report.error)
-    return f"the batch stopped: {report.stop_reason.value}"
