@@ -21,7 +21,7 @@ from rich.console import Console
 from test_cli import ServedEmulator, invoke, one_error_line, serving
 
 from searchcans_async import CreditsExhausted, SearchCans, SearchCansError, StopReason
-from searchcans_async._cli.errors import ExitCode, exit_code_for_error
+from searchcans_async._cli.errors import CliError, ExitCode, exit_code_for_error
 from searchcans_async._cli.jsonl import InputError, Job, LineParser, ResumeState
 from searchcans_async._cli.output import Scrub
 from searchcans_async._cli.progress import BatchProgress, EventCounter, Snapshot, stats_text
@@ -899,3 +899,21 @@ def test_a_verbose_batch_with_faults_never_shows_the_key(
     assert [record["error"]["charged"] for record in doubtful] == [None]
     assert "retrying" in result.stderr
     assert canary_key not in result.output + result.stderr + out.read_text()
+
+
+def test_the_output_lock_refuses_a_second_holder_and_cleans_up(tmp_path: Path) -> None:
+    """One holder at a time (the kernel's flock), its pid in the message, no file left."""
+    from searchcans_async._cli.lock import output_lock  # noqa: PLC0415  # imported where the test needs it
+
+    out = tmp_path / "out.jsonl"
+    with output_lock(out):
+        assert (tmp_path / "out.jsonl.lock").read_text().strip() == str(os.getpid())
+        with pytest.raises(CliError) as caught, output_lock(out):
+            pass
+        assert caught.value.exit_code == ExitCode.LOCKED
+        assert f"another batch is writing {out} (process {os.getpid()})" in str(caught.value)
+    assert not (tmp_path / "out.jsonl.lock").exists()
+    with output_lock(out):  # free again
+        pass
+    with pytest.raises(CliError, match="cannot write"), output_lock(tmp_path / "no" / "o.jsonl"):
+        pass
