@@ -724,15 +724,5 @@ def _unwrap(group: BaseExceptionGroup[BaseException], own: BaseException | None)
     return next((e for e in errors if not isinstance(e, asyncio.CancelledError)), errors[0])
 
 
-def _iterate(
-    items: Iterable[T] | AsyncIterable[T],
-) -> tuple[Iterator[T] | None, AsyncIterator[T] | None]:
-    if isinstance(items, AsyncIterable):
-        return None, aiter(items)
-    if isinstance(items, Iterable):
-        return iter(items), None
-    raise TypeError(f"items must be an iterable or async iterable, not {type(items).__name__}")
-
-
 def _never(_cost: int) -> bool:
     return False

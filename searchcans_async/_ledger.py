@@ -1,7 +1,8 @@
 """The pool's state: lanes held and credits reserved / committed / possibly charged.
 
-Everything a :class:`LanePool` knows about capacity lives behind :class:`LocalState`, so
-that a shared backend (Redis) can stand in for it without the scheduling, rechecks,
+Everything a :class:`LanePool` knows about capacity lives behind its backend (the local
+one holds a :class:`LaneLimiter` and a :class:`CreditLedger`), so that a shared backend
+(Redis) can stand in for it without the scheduling, rechecks,
 stopping and reporting above it changing. All methods here are synchronous and never
 wait: waiting is the pool's business.
 
@@ -26,7 +27,7 @@ import asyncio
 import collections
 from typing import NamedTuple
 
-__all__ = ["CreditLedger", "LaneLimiter", "LocalState", "RecheckMark"]
+__all__ = ["CreditLedger", "LaneLimiter", "RecheckMark"]
 
 
 class LaneLimiter:
@@ -268,13 +269,3 @@ def _could_be_charged(doubts: int, *, consumed: int, committed: int) -> int:
     if committed <= 0 or consumed < committed:
         return doubts
     return max(0, min(doubts, consumed - committed))
-
-
-class LocalState:
-    """Lanes and credits of one process: the default, in-memory pool state."""
-
-    __slots__ = ("lanes", "ledger")
-
-    def __init__(self, lanes: LaneLimiter, ledger: CreditLedger) -> None:
-        self.lanes = lanes
-        self.ledger = ledger

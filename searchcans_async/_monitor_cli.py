@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ._prometheus import PrometheusMetrics
     from ._watch import AccountReading, CreditWarning
 
-__all__ = ["EXIT_WARNING", "MonitorOptions", "main", "monitor_command", "run_monitor"]
+__all__ = ["EXIT_WARNING", "MonitorOptions", "monitor_command", "run_monitor"]
 
 EXIT_WARNING: Final = ExitCode.WARNING
 """Exit code of ``monitor --exit-on-warning`` when a credits warning was raised."""
@@ -470,16 +470,3 @@ async def _serve(
         reason = error.strerror or str(error)
         raise CliError(f"cannot serve metrics on {host}:{port}: {reason}", ExitCode.ERROR) from None
     return server.url
-
-
-def main() -> None:
-    """``searchcans-async`` with ``monitor`` added, until the command group registers it."""
-    from ._cli.app import cli  # noqa: PLC0415  # the group imports this module once wired
-
-    if "monitor" not in cli.commands:
-        cli.add_command(monitor_command)
-    cli.main(prog_name=PROG)
-
-
-if __name__ == "__main__":
-    main()

@@ -323,7 +323,7 @@ async def test_the_process_serves_metrics_and_a_signal_stops_it_cleanly(
     async with Emulator([spec(canary_key, credits=1_000, lanes=3)], latency=0) as emu:
         env |= {"SEARCHCANS_API_KEY": canary_key, "SEARCHCANS_BASE_URL": emu.base_url}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "searchcans_async._monitor_cli", "-vv", "monitor",
+            sys.executable, "-m", "searchcans_async", "-vv", "monitor",
             "--metrics-port", "0", "--interval", "1", "--display", "plain",
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -335,6 +335,7 @@ async def test_the_process_serves_metrics_and_a_signal_stops_it_cleanly(
             errors = []
             while not url:
                 line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+                assert line, f"the monitor ended before serving: {''.join(errors)}"
                 errors.append(line)
                 if "serving metrics on " in line:
                     url = line.rsplit(" ", 1)[1].strip()

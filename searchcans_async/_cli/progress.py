@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from .._events import RetryScheduled
+from .._watch import format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
     from .._events import Event
 
-__all__ = ["BatchProgress", "EventCounter", "ProgressMode", "Snapshot", "format_duration"]
+__all__ = ["BatchProgress", "EventCounter", "ProgressMode", "Snapshot"]
 
 ProgressMode = Literal["auto", "live", "plain", "off"]
 
@@ -67,23 +68,6 @@ class Snapshot:
     possibly_charged: int
     budget_left: int
     note: str = ""
-
-
-def format_duration(seconds: float) -> str:
-    """``"42s"``, ``"3m05s"`` or ``"2h10m"``.
-
-    Example:
-        >>> format_duration(185), format_duration(7800)
-        ('3m05s', '2h10m')
-    """
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 class _RateMeter:

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Final
 from rich.text import Text
 
 from .._report import StopReason
+from .._watch import format_duration
 from . import outfile
 from .jsonl import InputError
-from .progress import format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

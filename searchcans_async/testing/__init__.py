@@ -3,7 +3,8 @@
 `Emulator` is an aiohttp.web server speaking the SearchCans API (accounts, Parallel Lanes,
 credits, keys, latency, scripted or seeded faults) that records what it saw, so tests can
 assert on the server's view. It shares no code with the client on purpose: a bug on one
-side cannot hide on the other.
+side cannot hide on the other. `VirtualClock` is the client's own clock for tests: give
+it to `SearchCans(clock=...)` and backoff, deadlines and rechecks never make a test wait.
 
 Example:
     >>> from searchcans_async.testing import Emulator, Fault, Faults
@@ -15,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from .._clock import VirtualClock  # the client's test clock: backoff without waiting
 from ._config import AccountSpec, EmulatorCosts, KeySpec, Latency, WireOptions, mask_key
 from ._emulator import Emulator
 from ._faults import FAULT_KINDS, Fault, Faults
@@ -32,6 +34,7 @@ __all__ = [
     "KeySpec",
     "Latency",
     "RequestRecord",
+    "VirtualClock",
     "WireOptions",
     "emulator_from_options",
     "mask_key",
