@@ -167,6 +167,7 @@ class BatchRun:
     exported: int | None = None  # input lines written to --export-unfinished
     export_error: str | None = None  # ... or why that file could not be written
     last_line_read: int = 0  # the input line of the last item the batch took
+    job_budget: int | None = None  # the budget of the whole job (--budget, kept in OUT.job)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -346,7 +347,7 @@ async def run_batch(
             if spec.input is None:
                 counted = resume  # counted as the stream goes
             _announce_resume(console, spec, state)
-            budget = _budget_for_this_run(console, spec, state)
+            job_budget, budget = _budgets(console, spec, state)
             to_run = None if total is None else total - counted.succeeded - counted.doubtful
             async with _open_pool(client, spec, budget) as pool:
                 interrupts.pool = pool
@@ -376,6 +377,7 @@ async def run_batch(
             doubtful=counted.doubtful,
             last_line_read=resume.last_line,
             written=writer.written,
+            job_budget=job_budget,
         )
         return _after(run, writer, resume)
 
@@ -450,19 +452,19 @@ def _items(
     return _stdin_jobs(stdin_lines, parser, resume)
 
 
-def _budget_for_this_run(
+def _budgets(
     console: Console, spec: BatchSpec, state: ResumeState | None
-) -> int | None:
-    """What this run may spend: the job's budget less what the job spent (see job.py)."""
+) -> tuple[int | None, int | None]:
+    """The job's budget, and what this run may spend of it (see job.py)."""
     job = _plan_job(spec, state)
     if job is None:
-        return spec.budget
+        return spec.budget, spec.budget
     if job.resumed and job.budget is not None:
         console.print(
             Text(f"job: spent so far {job.spent} of {job.budget} credits; this run may spend "
                  f"up to {job.run_budget}")
         )  # fmt: skip
-    return job.run_budget
+    return job.budget, job.run_budget
 
 
 def _plan_job(spec: BatchSpec, state: ResumeState | None) -> JobPlan | None:

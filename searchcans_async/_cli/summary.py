@@ -112,7 +112,7 @@ def print_report(console: Console, run: BatchRun) -> None:
             f"unfinished: {run.exported} input line(s) written to {spec.export_unfinished}"
         )
     hint = _NEXT_STEP.get(report.stop_reason)
-    if report.stop_reason is StopReason.BUDGET and spec.out is not None:
+    if report.stop_reason is StopReason.BUDGET and run.job_budget is not None:
         hint = (
             "the credit budget ran out: add credits (or lower --floor), or raise the job's "
             "budget with --budget N --raise-budget, then run the same command with --resume"
