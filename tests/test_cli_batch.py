@@ -917,3 +917,26 @@ def test_the_output_lock_refuses_a_second_holder_and_cleans_up(tmp_path: Path) -
         pass
     with pytest.raises(CliError, match="cannot write"), output_lock(tmp_path / "no" / "o.jsonl"):
         pass
+
+
+def test_a_gz_output_cut_short_resumes_and_a_plain_one_named_gz_is_refused(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    """A gzip output torn by a kill keeps its whole lines; a .gz that is not gzip is kept."""
+    emu = serve()
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b", "c"])
+    out = tmp_path / "out.jsonl.gz"
+    first = {"line": 1, "kind": "search", "subject": "a", "ok": True, "credits": 1, "result": {}}
+    whole = gzip.compress((json.dumps(first) + "\n").encode())
+    out.write_bytes(whole + gzip.compress(b'{"line": 2, "kind": "se')[:-12])  # torn member
+    result = invoke(["batch", str(source), "--out", str(out), "--resume"], env=emu.env())
+    assert result.exit_code == ExitCode.OK, result.stderr
+    with gzip.open(out, "rt", encoding="utf-8") as stream:
+        assert Counter(json.loads(line)["line"] for line in stream) == Counter({1: 1, 2: 1, 3: 1})
+    assert emu.call(emu.emulator.stats).charged == 2
+    plain = tmp_path / "plain.jsonl.gz"
+    plain.write_text(json.dumps(first) + "\n", encoding="utf-8")
+    refused = invoke(["batch", str(source), "--out", str(plain), "--resume"], env=emu.env())
+    assert refused.exit_code == ExitCode.USAGE
+    assert "cannot read" in one_error_line(refused)
+    assert plain.read_text(encoding="utf-8") == json.dumps(first) + "\n"  # untouched

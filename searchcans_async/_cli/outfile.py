@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -92,10 +93,24 @@ def merge_unwritten(out: Path) -> None:
 
 
 def drop_torn_tail(out: Path) -> None:
-    """Rewrite a gzip output with its complete lines only (a run killed mid-write).
+    """Rewrite a gzip output with its complete lines only, if a kill cut it short.
 
-    Appending a new gzip member after a cut-short one would hide everything after it.
+    Appending a new gzip member after a cut-short one would hide everything after it. A
+    file that reads to its end is left as it is; one that is not gzip at all is refused
+    (never rewritten: that would drop results already paid for).
     """
+    try:
+        with gzip.open(out, "rb") as stream:
+            for _ in stream:
+                pass
+    except EOFError:
+        pass  # cut short by a kill: rewrite below
+    except (OSError, zlib.error) as error:  # not gzip, or damaged inside
+        raise CliError(
+            f"cannot read {out} as gzip ({error}); resume with the output as it was written"
+        ) from None
+    else:
+        return  # whole: nothing to drop
     kept = out.with_name(out.name + ".partial")
     try:
         with gzip.open(out, "rb") as old, gzip.open(kept, "wb") as new:
