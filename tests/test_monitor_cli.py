@@ -26,8 +26,8 @@ import searchcans_async
 from searchcans_async import Account, SearchCans, ServerError
 from searchcans_async._cli.app import cli
 from searchcans_async._cli.errors import ExitCode
+from searchcans_async._cli.monitor import EXIT_WARNING, MonitorOptions, monitor_command, run_monitor
 from searchcans_async._clock import VirtualClock
-from searchcans_async._monitor_cli import EXIT_WARNING, MonitorOptions, monitor_command, run_monitor
 from searchcans_async.monitor import PrometheusMetrics
 from searchcans_async.testing import AccountSpec, Emulator, KeySpec
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._monitor_cli import monitor_command
 from .._secret import ENV_VAR
 from .._transport import DEFAULT_BASE_URL
 from .._version import __version__
@@ -23,6 +22,7 @@ from .demo import demo
 from .emulator import emulator
 from .errors import CliError, ExitCode
 from .mcp import mcp_command
+from .monitor import monitor_command
 from .settings import ALLOW_KEY_ARGUMENT, PROG, Settings, error_line, setup_logging
 
 if TYPE_CHECKING:

@@ -3,8 +3,7 @@
 A subcommand of the ``searchcans-async`` group: it takes the group's options (the key
 from ``SEARCHCANS_API_KEY`` or ``--api-key-file``, ``--base-url``, ``--timeout``,
 ``--retries``, ``-v``) and its conventions (one line on stderr per failure, documented
-exit codes, the key scrubbed from every stream). Until the group registers it,
-``python -m searchcans_async._monitor_cli monitor ...`` runs it the same way.
+exit codes, the key scrubbed from every stream).
 
 Exit codes: 0 stopped by Ctrl-C or SIGTERM (a monitor's normal end) or ``--once`` done;
 2 usage; 5 the key was refused; 7 anything else (unreachable with ``--once``, the
@@ -26,20 +25,20 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ._cli.errors import CliError, ExitCode
-from ._cli.settings import PROG, Settings, make_console, pass_settings, run_command
-from ._watch import AccountWatch, format_duration
+from .._watch import AccountWatch, format_duration
+from .errors import CliError, ExitCode
+from .settings import PROG, Settings, make_console, pass_settings, run_command
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from rich.console import Console, RenderableType
 
-    from ._clock import Clock
-    from ._errors import SearchCansError
-    from ._models import Account, ApiKey
-    from ._prometheus import PrometheusMetrics
-    from ._watch import AccountReading, CreditWarning
+    from .._clock import Clock
+    from .._errors import SearchCansError
+    from .._models import Account, ApiKey
+    from .._prometheus import PrometheusMetrics
+    from .._watch import AccountReading, CreditWarning
 
 __all__ = ["EXIT_WARNING", "MonitorOptions", "monitor_command", "run_monitor"]
 
@@ -326,7 +325,7 @@ def _check_options(
 
 def _metrics_class() -> type[PrometheusMetrics]:
     try:
-        from . import _prometheus  # noqa: PLC0415  # prometheus-client is an optional extra
+        from .. import _prometheus  # noqa: PLC0415  # prometheus-client is an optional extra
     except ImportError as error:
         if not (error.name or "").startswith("prometheus_client"):
             raise
@@ -461,7 +460,7 @@ def monitor_command(
 async def _serve(
     stack: contextlib.AsyncExitStack, metrics: PrometheusMetrics, port: int, host: str
 ) -> str:
-    from ._prometheus import MetricsServer  # noqa: PLC0415  # the optional extra, checked
+    from .._prometheus import MetricsServer  # noqa: PLC0415  # the optional extra, checked
 
     server = MetricsServer(metrics, port, host=host)
     try:
