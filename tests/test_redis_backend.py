@@ -22,7 +22,7 @@ from redis_support import RedisServer, free_port, new_account, redis_server_fixt
 
 from searchcans_async import LeaseExpiredError, SearchCans, SearchCansError, TransportError
 from searchcans_async._clock import VirtualClock
-from searchcans_async._redis_scripts import SCRIPTS, ScriptRunner, account_keys
+from searchcans_async._redis.scripts import SCRIPTS, ScriptRunner, account_keys
 from searchcans_async.redis import RedisBackend, RedisBackendError, open_backend
 from searchcans_async.testing import Emulator
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 from redis.exceptions import RedisError
 
-from ._redis_scripts import OutcomeUnknown, stop_task
+from .scripts import OutcomeUnknown, stop_task
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -2,7 +2,7 @@
 
 Several pools (processes, hosts) that open with the same ``account`` name on the same
 Redis share one lane count (the account's ``concurrent``) and one credit ledger. Every
-step is one atomic Lua script (``_redis_scripts.py``); this module is the client side:
+step is one atomic Lua script (``scripts.py``); this module is the client side:
 
 * **Leases.** Every lane is a lease on the server's clock. A task owned by the backend
   renews this process's leases every ``heartbeat`` seconds; a holder that crashed or
@@ -37,25 +37,25 @@ except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
         "the Redis backend needs the redis package: pip install 'searchcans-async[redis]'"
     ) from None
 
-from ._backend import CreditState, Permit
-from ._errors import LeaseExpiredError
-from ._redis_leases import Backoff, Leases, LedgerGoneError, local_now
-from ._redis_options import (
+from .._backend import CreditState, Permit
+from .._errors import LeaseExpiredError
+from .leases import Backoff, Leases, LedgerGoneError, local_now
+from .options import (
     DEFAULT_REQUEST_TIMEOUT,
     LeaseOptions,
     check_account,
     check_no_retries,
     make_client,
 )
-from ._redis_scripts import SCRIPTS, LedgerState, OutcomeUnknown, RedisBackendError, ScriptRunner
-from ._redis_wake import WakeListener
+from .scripts import SCRIPTS, LedgerState, OutcomeUnknown, RedisBackendError, ScriptRunner
+from .wake import WakeListener
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     import redis.asyncio as aioredis
 
-    from ._clock import Clock
+    from .._clock import Clock
 
 __all__ = ["RedisBackend", "RedisBackendError"]
 

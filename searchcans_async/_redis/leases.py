@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from ._redis_scripts import OutcomeUnknown, RedisBackendError, stop_task
+from .scripts import OutcomeUnknown, RedisBackendError, stop_task
 
 __all__ = ["Backoff", "Leases", "LedgerGoneError", "ServerClock", "local_now"]
 

@@ -1,13 +1,13 @@
 """The Lua side of the Redis backend: its scripts, how they are called, what they answer.
 
-Each script (``_redis_lua/*.lua``, each prefixed with ``common.lua``) is one atomic step
+Each script (``lua/*.lua``, each prefixed with ``common.lua``) is one atomic step
 on one account's keys. They are sent once with ``SCRIPT LOAD`` and called with
 ``EVALSHA``; a server that lost its script cache (restart, ``SCRIPT FLUSH``) answers
 ``NOSCRIPT``, which means the script did not run, so it is loaded and called again.
 
 Nothing else is ever re-sent: a timeout or a dropped connection while a script runs
 leaves its outcome unknown (it may have run), and :class:`OutcomeUnknown` says so to
-the backend, which then treats the step accordingly (see ``_redis.py``). No Redis
+the backend, which then treats the step accordingly (see ``backend.py``). No Redis
 exception leaves this module: they carry the server's address, and the caller gets a
 :class:`RedisBackendError` that names only the operation and the kind of failure.
 """
@@ -30,8 +30,8 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from ._backend import CreditState
-from ._errors import TransportError
+from .._backend import CreditState
+from .._errors import TransportError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -109,7 +109,7 @@ class Script:
 
 
 def _load_scripts() -> dict[str, Script]:
-    folder = resources.files("searchcans_async") / "_redis_lua"
+    folder = resources.files("searchcans_async._redis") / "lua"
     common = (folder / "common.lua").read_text(encoding="utf-8")
     names = ("open", "acquire", "release", "extend", "mark", "rebase", "renew")
     return {
