@@ -25,10 +25,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._events import fan_out
-from ._watch import AccountObserver, AccountReading, AccountWatch, CreditWarning
+from ._monitor.watch import AccountObserver, AccountReading, AccountWatch, CreditWarning
 
 if TYPE_CHECKING:
-    from ._prometheus import MetricsServer, PrometheusMetrics
+    from ._monitor.prometheus import MetricsServer, PrometheusMetrics
 
 __all__ = [
     "AccountObserver",
@@ -48,7 +48,7 @@ def __getattr__(name: str) -> Any:
     if name not in _NEEDS_PROMETHEUS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:
-        from . import _prometheus  # noqa: PLC0415  # prometheus-client is an optional extra
+        from ._monitor import prometheus as _prometheus  # noqa: PLC0415  # prometheus-client is an optional extra
     except ImportError as error:
         if not (error.name or "").startswith("prometheus_client"):
             raise

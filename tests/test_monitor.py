@@ -335,8 +335,8 @@ def test_without_prometheus_client_the_error_names_the_extra(
 ) -> None:
     """Importing PrometheusMetrics without the extra says what to install; the watch still works."""
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # "not installed"
-    monkeypatch.delitem(sys.modules, "searchcans_async._prometheus", raising=False)
-    monkeypatch.delattr(searchcans_async, "_prometheus", raising=False)
+    monkeypatch.delitem(sys.modules, "searchcans_async._monitor.prometheus", raising=False)
+    monkeypatch.delattr(searchcans_async._monitor, "prometheus", raising=False)
     monitor = importlib.import_module("searchcans_async.monitor")
     with pytest.raises(ImportError, match=r"pip install 'searchcans-async\[monitor\]'"):
         monitor.PrometheusMetrics  # noqa: B018  # the attribute access is the import

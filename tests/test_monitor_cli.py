@@ -202,8 +202,8 @@ def test_metrics_without_the_extra_exit_2_naming_it(
 ) -> None:
     """--metrics-port without prometheus-client: one line saying what to install."""
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # "not installed"
-    monkeypatch.delitem(sys.modules, "searchcans_async._prometheus", raising=False)
-    monkeypatch.delattr(searchcans_async, "_prometheus", raising=False)
+    monkeypatch.delitem(sys.modules, "searchcans_async._monitor.prometheus", raising=False)
+    monkeypatch.delattr(searchcans_async._monitor, "prometheus", raising=False)
     result = invoke("monitor", "--metrics-port", "0")
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr == (

@@ -18,7 +18,7 @@ from searchcans_async import (
     TransportError,
 )
 from searchcans_async._clock import VirtualClock
-from searchcans_async._watch import format_duration
+from searchcans_async._monitor.watch import format_duration
 from searchcans_async.monitor import AccountReading, AccountWatch, CreditWarning
 
 if TYPE_CHECKING:

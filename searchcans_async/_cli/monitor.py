@@ -25,7 +25,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .._watch import AccountWatch, format_duration
+from .._monitor.watch import AccountWatch, format_duration
 from .errors import CliError, ExitCode
 from .settings import PROG, Settings, make_console, pass_settings, run_command
 
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from .._errors import SearchCansError
     from .._models import Account, ApiKey
-    from .._prometheus import PrometheusMetrics
-    from .._watch import AccountReading, CreditWarning
+    from .._monitor.prometheus import PrometheusMetrics
+    from .._monitor.watch import AccountReading, CreditWarning
 
 __all__ = ["EXIT_WARNING", "MonitorOptions", "monitor_command", "run_monitor"]
 
@@ -325,7 +325,7 @@ def _check_options(
 
 def _metrics_class() -> type[PrometheusMetrics]:
     try:
-        from .. import _prometheus  # noqa: PLC0415  # prometheus-client is an optional extra
+        from .._monitor import prometheus as _prometheus  # noqa: PLC0415  # prometheus-client is an optional extra
     except ImportError as error:
         if not (error.name or "").startswith("prometheus_client"):
             raise
@@ -460,7 +460,7 @@ def monitor_command(
 async def _serve(
     stack: contextlib.AsyncExitStack, metrics: PrometheusMetrics, port: int, host: str
 ) -> str:
-    from .._prometheus import MetricsServer  # noqa: PLC0415  # the optional extra, checked
+    from .._monitor.prometheus import MetricsServer  # noqa: PLC0415  # the optional extra, checked
 
     server = MetricsServer(metrics, port, host=host)
     try:

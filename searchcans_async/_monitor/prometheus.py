@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ._events import (
+from .._events import (
     BudgetRebased,
     CallFinished,
     ItemFinished,
@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
-    from ._events import Event
-    from ._lanes import LanePool, PoolStatistics
-    from ._models import Account
+    from .._events import Event
+    from .._lanes import LanePool, PoolStatistics
+    from .._models import Account
 
 __all__ = ["DEFAULT_BUCKETS", "KNOWN_CODES", "MetricsServer", "PrometheusMetrics"]
 
