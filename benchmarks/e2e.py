@@ -35,7 +35,7 @@ import aiohttp
 import httpx
 
 from searchcans_async import SearchCans
-from searchcans_async._convert import parse_search
+from searchcans_async._client.convert import parse_search
 
 from . import _harness
 from .bench_emulator import drive

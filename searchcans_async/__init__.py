@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 
 from ._batch import Batch
-from ._client import SearchCans
-from ._costs import Costs
-from ._errors import (
+from ._client.client import SearchCans
+from ._client.costs import Costs
+from ._client.errors import (
     ApiTimeoutError,
     AuthenticationError,
     BadRequestError,
@@ -35,8 +35,7 @@ from ._errors import (
     TransportError,
     UnexpectedResponseError,
 )
-from ._lanes import LanePool, PoolStatistics
-from ._models import (
+from ._client.models import (
     Account,
     ApiKey,
     ImageResult,
@@ -49,8 +48,9 @@ from ._models import (
     ShortVideoResult,
     VideoResult,
 )
+from ._client.retry import RetryPolicy
+from ._lanes import LanePool, PoolStatistics
 from ._report import BatchReport, Outcome, StopReason
-from ._retry import RetryPolicy
 from ._version import __version__
 
 # A library logs through `logging.getLogger("searchcans_async")` and stays silent

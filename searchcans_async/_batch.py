@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar
 
-from ._errors import CreditsExhausted, SearchCansError
+from ._client.errors import CreditsExhausted, SearchCansError
 from ._events import Stopped
 from ._lane import Lane
 from ._meter import current_lane

@@ -20,7 +20,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ._backend import Permit
-from ._errors import CreditsExhausted, LeaseExpiredError, SearchCansError
+from ._client.errors import CreditsExhausted, LeaseExpiredError, SearchCansError
 from ._meter import current_lane
 
 if TYPE_CHECKING:

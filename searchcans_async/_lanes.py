@@ -17,14 +17,14 @@ import attrs
 
 from ._backend import CreditState, LaneBackend, LocalBackend, Permit
 from ._batch import Batch
-from ._clock import Clock, LoopClock
-from ._errors import (
+from ._client.errors import (
     AuthenticationError,
     CreditsExhausted,
     InsufficientCreditsError,
     NoLanesError,
     SearchCansError,
 )
+from ._clock import Clock, LoopClock
 from ._events import BudgetRebased, Emitter, EventHook, ItemFinished, LanesResized
 from ._lane import Lane, LaneContext
 from ._ledger import LaneLimiter
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
     from types import TracebackType
 
-    from ._models import Account, ApiKey
+    from ._client.models import Account, ApiKey
 
 __all__ = ["LanePool", "PoolStatistics"]
 

@@ -26,9 +26,13 @@ from searchcans_async._cli.jsonl import InputError, Job, LineParser, ResumeState
 from searchcans_async._cli.output import Scrub
 from searchcans_async._cli.progress import BatchProgress, EventCounter, Snapshot, stats_text
 from searchcans_async._cli.run import BatchRun, BatchSpec, Interrupts, run_batch
-from searchcans_async._errors import AuthenticationError, InsufficientCreditsError, ServerError
+from searchcans_async._client.errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
+    ServerError,
+)
+from searchcans_async._client.requests import SearchRequest
 from searchcans_async._report import BatchReport, Outcome
-from searchcans_async._requests import SearchRequest
 from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import searchcans_async
 from searchcans_async import SearchCans, SearchCansError
 from searchcans_async._cli.app import cli
 from searchcans_async._cli.errors import ExitCode
-from searchcans_async._errors import error_from_answer
+from searchcans_async._client.errors import error_from_answer
 from searchcans_async.testing import Emulator
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from searchcans_async import (
     TransportError,
     UnexpectedResponseError,
 )
-from searchcans_async._errors import error_from_answer
+from searchcans_async._client.errors import error_from_answer
 
 # (http_status, code) -> (class, retryable, charged): API.md's table of codes, row by row.
 # The client "classifies on both": a status in the body's code means what the status means.

@@ -20,7 +20,7 @@ from searchcans_async import (
     ResponseFormatError,
     SearchResult,
 )
-from searchcans_async._convert import parse_account, parse_page, parse_search, to_json
+from searchcans_async._client.convert import parse_account, parse_page, parse_search, to_json
 
 # API.md's sample answer, personal values replaced as the vendor documents it.
 SAMPLE_ACCOUNT: dict[str, Any] = {
@@ -628,7 +628,7 @@ _field_values = st.one_of(
 def test_the_fast_organic_hook_follows_the_generated_rules(item: dict[str, Any]) -> None:
     """The hand-written hot path for organic results accepts and builds exactly what the
     generated (explaining) converter does, so the two can never drift apart."""
-    from searchcans_async._convert import _converter, _explainer  # noqa: PLC0415  # imported where the test needs it
+    from searchcans_async._client.convert import _converter, _explainer  # noqa: PLC0415  # imported where the test needs it
 
     def build(converter: Any) -> Any:
         try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from searchcans_async import Costs, SearchCans
-from searchcans_async._requests import (
+from searchcans_async._client.requests import (
     ENGINES,
     MAX_QUERY_CHARS,
     MAX_URL_CHARS,

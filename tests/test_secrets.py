@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from searchcans_async import RetryPolicy, SearchCans, SearchCansError
-from searchcans_async._secret import Secret
+from searchcans_async._client.secret import Secret
 from searchcans_async.testing import FAULT_KINDS, AccountSpec, Emulator, Fault, Faults, KeySpec
 
 if TYPE_CHECKING:

@@ -35,8 +35,8 @@ from searchcans_async import (
     TransportError,
     UnexpectedResponseError,
 )
-from searchcans_async._secret import Secret
-from searchcans_async._transport import (
+from searchcans_async._client.secret import Secret
+from searchcans_async._client.transport import (
     Transport,
     _Redactor,
     check_base_url,
@@ -725,7 +725,7 @@ def test_only_the_transport_imports_aiohttp() -> None:
             )
             if any(name == "aiohttp" or name.startswith("aiohttp.") for name in names):
                 importers.add(path.relative_to(package).as_posix())
-    assert importers == {"_transport.py"}
+    assert importers == {"_client/transport.py"}
 
 
 @pytest.mark.parametrize(
@@ -742,7 +742,7 @@ def test_only_the_transport_imports_aiohttp() -> None:
 )
 def test_the_json_decoder_reads_what_json_reads(raw: bytes, expected: Any) -> None:
     """The fast decoder (orjson) falls back to json for what only json accepts (NaN)."""
-    from searchcans_async._transport import _load_json  # noqa: PLC0415  # imported where the test needs it
+    from searchcans_async._client.transport import _load_json  # noqa: PLC0415  # imported where the test needs it
 
     value = _load_json(raw)
     if expected == "nan":

@@ -18,7 +18,7 @@ from searchcans_async import (
     ShortVideoResult,
     VideoResult,
 )
-from searchcans_async._convert import parse_search
+from searchcans_async._client.convert import parse_search
 from searchcans_async.testing import Emulator, Fault, Faults, WireOptions
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from .._client import SearchCans
-from .._costs import Costs
+from .._client.client import SearchCans
+from .._client.costs import Costs
 from ..testing import Emulator, Fault, Faults, Latency
 from .batch import PROGRESS_CHOICES
 from .errors import CliError, ExitCode

@@ -5,7 +5,12 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Final
 
-from .._errors import AuthenticationError, CreditsExhausted, InsufficientCreditsError, NoLanesError
+from .._client.errors import (
+    AuthenticationError,
+    CreditsExhausted,
+    InsufficientCreditsError,
+    NoLanesError,
+)
 from .._report import StopReason
 from .jsonl import InputError
 

@@ -26,16 +26,16 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Literal, NamedTuple
 
 import attrs
 
-from .._costs import Costs
-from .._errors import SearchCansError
-from .._requests import ReadRequest, SearchRequest
+from .._client.costs import Costs
+from .._client.errors import SearchCansError
+from .._client.requests import ReadRequest, SearchRequest
 from .output import dumps, error_payload, result_payload
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
     from pathlib import Path
 
-    from .._models import ReaderPage, SearchResult
+    from .._client.models import ReaderPage, SearchResult
     from .._report import Outcome
 
 __all__ = [

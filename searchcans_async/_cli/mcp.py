@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._client import SearchCans
-from .._retry import RetryPolicy
+from .._client.client import SearchCans
+from .._client.retry import RetryPolicy
 from .errors import CliError, ExitCode
 from .output import Scrub, ScrubbedStream
 from .settings import PROG, Settings, pass_settings, run_command

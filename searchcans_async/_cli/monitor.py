@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
     from rich.console import Console, RenderableType
 
+    from .._client.errors import SearchCansError
+    from .._client.models import Account, ApiKey
     from .._clock import Clock
-    from .._errors import SearchCansError
-    from .._models import Account, ApiKey
     from .._monitor.prometheus import PrometheusMetrics
     from .._monitor.watch import AccountReading, CreditWarning
 

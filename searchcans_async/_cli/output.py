@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
-from .._errors import SearchCansError
-from .._models import (
+from .._client.errors import SearchCansError
+from .._client.models import (
     ImageResult,
     NewsResult,
     SearchResult,
@@ -26,7 +26,7 @@ from .._models import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from .._models import Account, ApiKey, OrganicResult, ReaderPage
+    from .._client.models import Account, ApiKey, OrganicResult, ReaderPage
 
 __all__ = [
     "Scrub",

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 from rich.text import Text
 
-from .._errors import SearchCansError
+from .._client.errors import SearchCansError
+from .._client.requests import SearchRequest
 from .._report import BatchReport, StopReason
-from .._requests import SearchRequest
 from . import outfile
 from .errors import EXIT_BY_STOP, CliError, ExitCode
 from .job import JobPlan, plan_job
@@ -42,10 +42,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .._backend import LaneBackend
-    from .._client import SearchCans
-    from .._costs import Costs
+    from .._client.client import SearchCans
+    from .._client.costs import Costs
+    from .._client.models import ReaderPage, SearchResult
     from .._lanes import LanePool
-    from .._models import ReaderPage, SearchResult
     from .output import Scrub
 
 __all__ = [

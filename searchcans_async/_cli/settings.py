@@ -20,10 +20,10 @@ import attrs
 import click
 from rich.console import Console
 
-from .._client import SearchCans
-from .._errors import AuthenticationError, SearchCansError, TransportError
-from .._retry import RetryPolicy
-from .._secret import ENV_VAR
+from .._client.client import SearchCans
+from .._client.errors import AuthenticationError, SearchCansError, TransportError
+from .._client.retry import RetryPolicy
+from .._client.secret import ENV_VAR
 from .errors import CliError, ExitCode, exit_code_for_error
 from .jsonl import InputError
 from .output import Scrub, ScrubbedStream, scrubbed

@@ -16,8 +16,8 @@ from .tools import SearchCansTools
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._client import SearchCans
-    from .._costs import Costs
+    from .._client.client import SearchCans
+    from .._client.costs import Costs
 
 __all__ = ["McpOptions", "build_server", "serve"]
 

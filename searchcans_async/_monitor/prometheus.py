@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
+    from .._client.models import Account
     from .._events import Event
     from .._lanes import LanePool, PoolStatistics
-    from .._models import Account
 
 __all__ = ["DEFAULT_BUCKETS", "KNOWN_CODES", "MetricsServer", "PrometheusMetrics"]
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar
 
 import attrs
 
+from .._client.errors import AuthenticationError, SearchCansError
+from .._client.models import Account
+from .._client.retry import RetryPolicy
 from .._clock import Clock, LoopClock
-from .._errors import AuthenticationError, SearchCansError
-from .._models import Account
-from .._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

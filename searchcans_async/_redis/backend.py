@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
     ) from None
 
 from .._backend import CreditState, Permit
-from .._errors import LeaseExpiredError
+from .._client.errors import LeaseExpiredError
 from .leases import Backoff, Leases, LedgerGoneError, local_now
 from .options import (
     DEFAULT_REQUEST_TIMEOUT,

@@ -31,7 +31,7 @@ from redis.exceptions import (
 )
 
 from .._backend import CreditState
-from .._errors import TransportError
+from .._client.errors import TransportError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -9,17 +9,17 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, overload
 
-from ._clock import Clock, LoopClock
-from ._convert import parse_account, parse_page, parse_search
-from ._costs import Costs
-from ._errors import LaneBusyError, SearchCansError
-from ._events import CallFinished, Emitter, EventHook
-from ._meter import current_lane
-from ._models import ReaderPage, SearchResult
-from ._requests import ReadRequest, SearchRequest
-from ._retry import RetryPolicy, call_with_retries
-from ._secret import Secret
-from ._transport import (
+from .._clock import Clock, LoopClock
+from .._events import CallFinished, Emitter, EventHook
+from .._meter import current_lane
+from .convert import parse_account, parse_page, parse_search
+from .costs import Costs
+from .errors import LaneBusyError, SearchCansError
+from .models import ReaderPage, SearchResult
+from .requests import ReadRequest, SearchRequest
+from .retry import RetryPolicy, call_with_retries
+from .secret import Secret
+from .transport import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_BODY_BYTES,
     NO_RESULTS_CODES,
@@ -31,9 +31,9 @@ from ._transport import (
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._backend import LaneBackend
-    from ._lanes import LanePool
-    from ._models import Account, ApiKey
+    from .._backend import LaneBackend
+    from .._lanes import LanePool
+    from .models import Account, ApiKey
 
 __all__ = ["SearchCans"]
 
@@ -476,7 +476,7 @@ class SearchCans:
             ...         async for outcome in outcomes:
             ...             print(outcome.item, outcome.ok)
         """
-        from ._lanes import LanePool  # noqa: PLC0415  # lanes sit above the client
+        from .._lanes import LanePool  # noqa: PLC0415  # lanes sit above the client
 
         return LanePool(
             self.account,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
-from ._models import (
+from .models import (
     ImageResult,
     NewsResult,
     NewsSource,

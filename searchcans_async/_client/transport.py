@@ -20,18 +20,18 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from ._errors import (
+from .._version import __version__
+from .errors import (
     ResponseFormatError,
     SearchCansError,
     TransportError,
     error_from_answer,
 )
-from ._version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._secret import Secret
+    from .secret import Secret
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Final, NoReturn
 
-from ._errors import AuthenticationError
+from .errors import AuthenticationError
 
 __all__ = ["ENV_VAR", "Secret"]
 

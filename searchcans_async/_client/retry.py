@@ -14,21 +14,21 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
-from ._errors import (
+from .._events import RetryScheduled
+from .errors import (
     DeadlineTooShortError,
     LaneBusyError,
     ResponseFormatError,
     SearchCansError,
     TransportError,
 )
-from ._events import RetryScheduled
 
 if TYPE_CHECKING:
     import random
     from collections.abc import Awaitable, Callable
 
-    from ._clock import Clock
-    from ._events import Emitter
+    from .._clock import Clock
+    from .._events import Emitter
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import attrs
 
-from ._errors import AuthenticationError
+from .errors import AuthenticationError
 
 __all__ = [
     "Account",

@@ -28,8 +28,8 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ._errors import ResponseFormatError
-from ._models import (
+from .errors import ResponseFormatError
+from .models import (
     Account,
     ApiKey,
     FieldValueError,
@@ -38,7 +38,7 @@ from ._models import (
     ReaderPage,
     SearchResult,
 )
-from ._verticals import VERTICAL_READERS
+from .verticals import VERTICAL_READERS
 
 __all__ = ["parse_account", "parse_page", "parse_search", "to_json"]
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import attrs
 
 if TYPE_CHECKING:
-    from ._costs import Costs
+    from .costs import Costs
 
 __all__ = ["ENGINES", "MAX_QUERY_CHARS", "MAX_URL_CHARS", "ReadRequest", "SearchRequest"]
 
