@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 
-from ._batch import Batch
 from ._client.client import SearchCans
 from ._client.costs import Costs
 from ._client.errors import (
@@ -49,8 +48,9 @@ from ._client.models import (
     VideoResult,
 )
 from ._client.retry import RetryPolicy
-from ._lanes import LanePool, PoolStatistics
-from ._report import BatchReport, Outcome, StopReason
+from ._lanes.batch import Batch
+from ._lanes.pool import LanePool, PoolStatistics
+from ._lanes.report import BatchReport, Outcome, StopReason
 from ._version import __version__
 
 # A library logs through `logging.getLogger("searchcans_async")` and stays silent

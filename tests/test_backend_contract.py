@@ -17,8 +17,8 @@ from lanes_support import FakeAccount, buckets
 from redis_support import RedisServer, new_account, redis_server_fixture
 
 from searchcans_async import LanePool, StopReason
-from searchcans_async._backend import LaneBackend, LocalBackend, Permit
 from searchcans_async._clock import VirtualClock
+from searchcans_async._lanes.backend import LaneBackend, LocalBackend, Permit
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

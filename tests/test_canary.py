@@ -25,8 +25,8 @@ from searchcans_async import (
     SearchCans,
     SearchCansError,
 )
-from searchcans_async._backend import LocalBackend, Permit
 from searchcans_async._clock import VirtualClock
+from searchcans_async._lanes.backend import LocalBackend, Permit
 from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec
 
 if TYPE_CHECKING:

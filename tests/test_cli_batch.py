@@ -32,7 +32,7 @@ from searchcans_async._client.errors import (
     ServerError,
 )
 from searchcans_async._client.requests import SearchRequest
-from searchcans_async._report import BatchReport, Outcome
+from searchcans_async._lanes.report import BatchReport, Outcome
 from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from searchcans_async import (
 from searchcans_async._client.requests import ReadRequest, SearchRequest
 from searchcans_async._client.secret import Secret
 from searchcans_async._client.transport import Envelope
-from searchcans_async._meter import current_lane
+from searchcans_async._lanes.meter import current_lane
 from searchcans_async.events import CallFinished, Event
 from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec, WireOptions
 

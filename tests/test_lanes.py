@@ -21,7 +21,7 @@ from searchcans_async import (
     TransportError,
 )
 from searchcans_async._clock import VirtualClock
-from searchcans_async._meter import current_lane
+from searchcans_async._lanes.meter import current_lane
 
 
 def pool_for(fake: FakeAccount, **options: Any) -> LanePool:

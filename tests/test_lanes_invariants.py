@@ -20,7 +20,7 @@ from searchcans_async import (
     TransportError,
 )
 from searchcans_async._clock import VirtualClock
-from searchcans_async._meter import current_lane
+from searchcans_async._lanes.meter import current_lane
 
 FAILURES = ("none", "uncharged", "reset_before_charge", "reset_after_charge", "bug")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from searchcans_async._ledger import CreditLedger, _could_be_charged
+from searchcans_async._lanes.ledger import CreditLedger, _could_be_charged
 
 
 def ledger(cap: int | None = 100, spendable: int = 1_000, current: int | None = 0) -> CreditLedger:

@@ -11,7 +11,7 @@ from .._client.errors import (
     InsufficientCreditsError,
     NoLanesError,
 )
-from .._report import StopReason
+from .._lanes.report import StopReason
 from .jsonl import InputError
 
 if TYPE_CHECKING:

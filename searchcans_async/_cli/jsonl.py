@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .._client.models import ReaderPage, SearchResult
-    from .._report import Outcome
+    from .._lanes.report import Outcome
 
 __all__ = [
     "InputError",

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from .._client.errors import SearchCansError
 from .._client.requests import SearchRequest
-from .._report import BatchReport, StopReason
+from .._lanes.report import BatchReport, StopReason
 from . import outfile
 from .errors import EXIT_BY_STOP, CliError, ExitCode
 from .job import JobPlan, plan_job
@@ -41,11 +41,11 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from .._backend import LaneBackend
     from .._client.client import SearchCans
     from .._client.costs import Costs
     from .._client.models import ReaderPage, SearchResult
-    from .._lanes import LanePool
+    from .._lanes.backend import LaneBackend
+    from .._lanes.pool import LanePool
     from .output import Scrub
 
 __all__ = [

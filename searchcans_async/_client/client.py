@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self, overload
 
 from .._clock import Clock, LoopClock
 from .._events import CallFinished, Emitter, EventHook
-from .._meter import current_lane
+from .._lanes.meter import current_lane
 from .convert import parse_account, parse_page, parse_search
 from .costs import Costs
 from .errors import LaneBusyError, SearchCansError
@@ -31,8 +31,8 @@ from .transport import (
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .._backend import LaneBackend
-    from .._lanes import LanePool
+    from .._lanes.backend import LaneBackend
+    from .._lanes.pool import LanePool
     from .models import Account, ApiKey
 
 __all__ = ["SearchCans"]
@@ -476,7 +476,7 @@ class SearchCans:
             ...         async for outcome in outcomes:
             ...             print(outcome.item, outcome.ok)
         """
-        from .._lanes import LanePool  # noqa: PLC0415  # lanes sit above the client
+        from .._lanes.pool import LanePool  # noqa: PLC0415  # lanes sit above the client
 
         return LanePool(
             self.account,

@@ -26,7 +26,7 @@ from .outputs import AccountOutput, ReadOutput, SearchHit, SearchOutput
 if TYPE_CHECKING:
     from .._client.client import SearchCans
     from .._client.models import SearchResult
-    from .._lanes import LanePool
+    from .._lanes.pool import LanePool
 
 __all__ = ["SearchCansTools", "tool_error"]
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from .._client.models import Account
     from .._events import Event
-    from .._lanes import LanePool, PoolStatistics
+    from .._lanes.pool import LanePool, PoolStatistics
 
 __all__ = ["DEFAULT_BUCKETS", "KNOWN_CODES", "MetricsServer", "PrometheusMetrics"]
 

@@ -16,17 +16,17 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar
 
-from ._client.errors import CreditsExhausted, SearchCansError
-from ._events import Stopped
-from ._lane import Lane
-from ._meter import current_lane
-from ._report import BatchReport, Outcome, StopReason
+from .._client.errors import CreditsExhausted, SearchCansError
+from .._events import Stopped
+from .lane import Lane
+from .meter import current_lane
+from .report import BatchReport, Outcome, StopReason
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import FrameType, TracebackType
 
-    from ._lanes import LanePool
+    from .pool import LanePool
 
 __all__ = ["Batch"]
 

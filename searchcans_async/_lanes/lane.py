@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ._backend import Permit
-from ._client.errors import CreditsExhausted, LeaseExpiredError, SearchCansError
-from ._meter import current_lane
+from .._client.errors import CreditsExhausted, LeaseExpiredError, SearchCansError
+from .backend import Permit
+from .meter import current_lane
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._lanes import LanePool
+    from .pool import LanePool
 
 __all__ = ["Lane", "LaneContext"]
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from ._clock import LoopClock
-from ._ledger import CreditLedger
+from .._clock import LoopClock
+from .ledger import CreditLedger
 
 if TYPE_CHECKING:
-    from ._clock import Clock
+    from .._clock import Clock
 
 __all__ = ["CreditState", "LaneBackend", "LocalBackend", "Permit"]
 

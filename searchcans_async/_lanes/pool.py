@@ -15,26 +15,26 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import attrs
 
-from ._backend import CreditState, LaneBackend, LocalBackend, Permit
-from ._batch import Batch
-from ._client.errors import (
+from .._client.errors import (
     AuthenticationError,
     CreditsExhausted,
     InsufficientCreditsError,
     NoLanesError,
     SearchCansError,
 )
-from ._clock import Clock, LoopClock
-from ._events import BudgetRebased, Emitter, EventHook, ItemFinished, LanesResized
-from ._lane import Lane, LaneContext
-from ._ledger import LaneLimiter
-from ._report import BatchReport, StopReason
+from .._clock import Clock, LoopClock
+from .._events import BudgetRebased, Emitter, EventHook, ItemFinished, LanesResized
+from .backend import CreditState, LaneBackend, LocalBackend, Permit
+from .batch import Batch
+from .lane import Lane, LaneContext
+from .ledger import LaneLimiter
+from .report import BatchReport, StopReason
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
     from types import TracebackType
 
-    from ._client.models import Account, ApiKey
+    from .._client.models import Account, ApiKey
 
 __all__ = ["LanePool", "PoolStatistics"]
 
