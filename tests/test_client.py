@@ -24,10 +24,10 @@ from searchcans_async import (
     SearchResult,
     TransportError,
 )
+from searchcans_async._client.meter import current_lane
 from searchcans_async._client.requests import ReadRequest, SearchRequest
 from searchcans_async._client.secret import Secret
 from searchcans_async._client.transport import Envelope
-from searchcans_async._lanes.meter import current_lane
 from searchcans_async.events import CallFinished, Event
 from searchcans_async.testing import AccountSpec, Emulator, Fault, Faults, KeySpec, WireOptions
 

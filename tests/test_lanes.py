@@ -20,8 +20,8 @@ from searchcans_async import (
     StopReason,
     TransportError,
 )
+from searchcans_async._client.meter import current_lane
 from searchcans_async._clock import VirtualClock
-from searchcans_async._lanes.meter import current_lane
 
 
 def pool_for(fake: FakeAccount, **options: Any) -> LanePool:

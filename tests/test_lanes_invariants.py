@@ -19,8 +19,8 @@ from searchcans_async import (
     StopReason,
     TransportError,
 )
+from searchcans_async._client.meter import current_lane
 from searchcans_async._clock import VirtualClock
-from searchcans_async._lanes.meter import current_lane
 
 FAILURES = ("none", "uncharged", "reset_before_charge", "reset_after_charge", "bug")
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self, overload
 
 from .._clock import Clock, LoopClock
 from .._events import CallFinished, Emitter, EventHook
-from .._lanes.meter import current_lane
 from .convert import parse_account, parse_page, parse_search
 from .costs import Costs
 from .errors import LaneBusyError, SearchCansError
+from .meter import current_lane
 from .models import ReaderPage, SearchResult
 from .requests import ReadRequest, SearchRequest
 from .retry import RetryPolicy, call_with_retries

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Si
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar
 
 from .._client.errors import CreditsExhausted, SearchCansError
+from .._client.meter import current_lane
 from .._events import Stopped
 from .lane import Lane
-from .meter import current_lane
 from .report import BatchReport, Outcome, StopReason
 
 if TYPE_CHECKING:

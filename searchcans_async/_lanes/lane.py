@@ -20,8 +20,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from .._client.errors import CreditsExhausted, LeaseExpiredError, SearchCansError
+from .._client.meter import current_lane
 from .backend import Permit
-from .meter import current_lane
 
 if TYPE_CHECKING:
     from types import TracebackType

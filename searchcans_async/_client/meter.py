@@ -1,4 +1,8 @@
-"""The link between a call and the lane it runs in, without either importing the other.
+"""The link between a call and the lane it runs in: the client's side of it.
+
+The client defines what it reports (:class:`LaneMeter`) and where it finds the lane
+(:data:`current_lane`); the pool, a layer above, implements it. So the client never
+imports the pool.
 
 A :class:`LanePool` sets :data:`current_lane` while user work runs in one of its lanes.
 The client reads it around every HTTP attempt: it asks the lane to cover the attempt's

@@ -1,0 +1,132 @@
+"""The package's layers: imports at import time point down only, and never in a circle.
+
+Layers, low to high (docs/architecture.md draws them):
+
+0. ``_clock``, ``_events``, ``_version``: shared by everything;
+1. ``_client``: requests, transport, retries, models, errors, the lane meter protocol;
+2. ``_lanes``: the pool, its backends, batches and reports;
+3. ``_redis``, ``_monitor``: the shared backend and the account watch;
+4. the public faces (``searchcans_async``, ``.events``, ``.monitor``, ``.redis``) and
+   ``testing`` (the emulator);
+5. ``_cli`` and ``_mcp``: the commands.
+
+Only imports that run when a module is imported count: those under ``TYPE_CHECKING`` are
+type hints, and an import inside a function runs when it is called (``SearchCans.lanes``
+builds a pool that way: a convenience of the layer above, not a dependency).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import searchcans_async
+
+PACKAGE = Path(searchcans_async.__file__).parent
+LAYERS = {
+    "_clock": 0,
+    "_events": 0,
+    "_version": 0,
+    "_client": 1,
+    "_lanes": 2,
+    "_redis": 3,
+    "_monitor": 3,
+    "__init__": 4,
+    "events": 4,
+    "monitor": 4,
+    "redis": 4,
+    "testing": 4,
+    "_cli": 5,
+    "_mcp": 5,
+    "__main__": 5,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS[parts[1] if len(parts) > 1 else "__init__"]
+
+
+def import_time_imports(path: Path, modules: set[str]) -> set[str]:
+    """The package modules ``path`` imports at import time."""
+    me = module_name(path)
+    package = me.split(".") if path.name == "__init__.py" else me.split(".")[:-1]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                continue
+            if isinstance(child, ast.ImportFrom):
+                base = package[: len(package) - child.level + 1] if child.level else []
+                target = ".".join([*base, *([child.module] if child.module else [])])
+                for alias in child.names:
+                    candidate = f"{target}.{alias.name}"
+                    found.add(candidate if candidate in modules else target)
+            elif isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {name for name in found if name in modules and name != me}
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    return {name: import_time_imports(path, set(paths)) for name, path in paths.items()}
+
+
+def test_every_module_has_a_layer() -> None:
+    """A new top-level module or package must be placed in a layer first."""
+    assert all(layer(name) >= 0 for name in import_graph())
+
+
+def test_imports_point_down_only() -> None:
+    """No module imports one of a higher layer when it is imported."""
+    graph = import_graph()
+    upward = sorted(
+        f"{source} -> {target}"
+        for source, targets in graph.items()
+        for target in targets
+        if layer(target) > layer(source)
+    )
+    assert upward == []
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    """Modules can be read top-down: no chain of imports leads back to where it started."""
+    graph = import_graph()
+    done: set[str] = set()
+    path: list[str] = []
+
+    def walk(name: str) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return None
+        path.append(name)
+        for target in sorted(graph[name]):
+            circle = walk(target)
+            if circle is not None:
+                return circle
+        path.pop()
+        done.add(name)
+        return None
+
+    circles = [circle for name in sorted(graph) if (circle := walk(name)) is not None]
+    assert circles == []
+
+
+def test_the_checks_can_fail() -> None:
+    """The graph reader sees a relative import, and a planted circle would be found."""
+    graph = import_graph()
+    assert "searchcans_async._client.meter" in graph["searchcans_async._client.client"]
+    assert "searchcans_async._lanes.batch" in graph["searchcans_async._lanes.pool"]
+    assert layer("searchcans_async._cli.run") > layer("searchcans_async._lanes.pool")
