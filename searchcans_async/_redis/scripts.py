@@ -196,7 +196,7 @@ def _kind(error: BaseException) -> str:
 
 async def execute(client: Redis, *args: Any) -> Any:
     """``client.execute_command(*args)``, typed (redis-py leaves it unannotated)."""
-    return await client.execute_command(*args)  # type: ignore[no-untyped-call]  # see above
+    return await client.execute_command(*args)
 
 
 async def stop_task(task: asyncio.Task[Any] | None) -> None:

@@ -147,14 +147,14 @@ class WakeListener:
         if failure is None:
             return pubsub
         with contextlib.suppress(RedisError, OSError):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: unannotated
+            await pubsub.aclose()
         raise failure
 
     async def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: unannotated
+                await pubsub.aclose()
 
     async def _listen(self) -> None:
         delay = _RECONNECT_DELAY[0]
