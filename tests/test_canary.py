@@ -182,8 +182,15 @@ class ExpiredLeases:
     async def open(self, **options: Any) -> None:
         await self._local.open(**options)
 
+    def reserve_nowait(self, cost: int) -> Permit | None:
+        return None
+
     async def acquire(self, cost: int) -> Permit | None:
-        return Permit("lease-1", cost, deadline=0.0) if self._local.reserve_now(cost) else None
+        local = self._local.reserve_nowait(cost)
+        return None if local is None else Permit("lease-1", cost, deadline=0.0)
+
+    def release_nowait(self, permit: Permit, *, committed: int, possibly_charged: int) -> bool:
+        return False
 
     async def extend(self, permit: Permit, extra: int) -> Permit | None:
         return await self._local.extend(permit, extra)

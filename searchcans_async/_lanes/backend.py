@@ -6,15 +6,16 @@ it in this process (a :class:`CreditLedger`; the pool's own limiter holds the la
 shared backend (Redis) keeps it where several processes see it, adding a global lane
 lease to each permit. The pool above does not change between them.
 
-The local backend also offers synchronous ``*_now`` methods that the pool's hot path
-calls directly: a shared backend needs a round trip anyway, the local one must not pay
-for a coroutine per item.
+Each step that may need I/O comes in two forms: ``reserve_nowait`` / ``release_nowait``
+answer without waiting when the backend can (the local one always can; a shared one never
+does, and says so), and the pool falls back to ``await acquire`` / ``await release``. So
+the pool's hot path is the same for every backend and costs no coroutine per item locally.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from .._clock import Clock
 
 __all__ = ["CreditState", "LaneBackend", "LocalBackend", "Permit"]
+
+_CACHED_PERMITS: Final = 64
 
 
 @attrs.frozen
@@ -76,12 +79,24 @@ class LaneBackend(Protocol):
         """Start from the first account reading (``clock``: the pool's time source)."""
         ...
 
+    def reserve_nowait(self, cost: int) -> Permit | None:
+        """Take a lane and reserve ``cost`` credits without waiting, if this backend can.
+
+        ``None`` is not a refusal: it means "ask :meth:`acquire`" (which a shared backend
+        always needs, and which answers whether the credits fit).
+        """
+        ...
+
     async def acquire(self, cost: int) -> Permit | None:
         """Take a lane and reserve ``cost`` credits in one step; ``None``: they do not fit."""
         ...
 
     async def extend(self, permit: Permit, extra: int) -> Permit | None:
         """Reserve ``extra`` more credits for a held permit; ``None``: they do not fit."""
+        ...
+
+    def release_nowait(self, permit: Permit, *, committed: int, possibly_charged: int) -> bool:
+        """:meth:`release` without waiting, if this backend can; ``False``: call it instead."""
         ...
 
     async def release(self, permit: Permit, *, committed: int, possibly_charged: int) -> None:
@@ -120,34 +135,19 @@ class LaneBackend(Protocol):
 class LocalBackend:
     """The default backend: credits in this process's memory.
 
-    Lanes need nothing here: the pool's own limiter is the only lane count there is.
+    Lanes need nothing here: the pool's own limiter is the only lane count there is, so a
+    permit carries only its reservation. Every step answers at once.
     """
 
-    __slots__ = ("_changed", "clock", "ledger")
+    __slots__ = ("_changed", "_permits", "clock", "ledger")
 
     def __init__(self) -> None:
         self.ledger = CreditLedger(cap=None, floor=0, spendable=0, current=None)
         self.clock: Clock = LoopClock()
         self._changed: asyncio.Future[None] | None = None
-
-    # -- the hot path (synchronous) --------------------------------------------------------
-
-    def reserve_now(self, cost: int) -> bool:
-        """Reserve ``cost`` credits if they fit."""
-        return self.ledger.reserve(cost)
-
-    def finish_now(self, reserved: int, committed: int, possibly_charged: int, now: float) -> None:
-        """Close a reservation and wake whoever waits for credits."""
-        self.ledger.finish(reserved, committed, possibly_charged, now)
-        if self._changed is not None:
-            self._notify()
-
-    def _notify(self) -> None:
-        waiter, self._changed = self._changed, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- the LaneBackend protocol ------------------------------------------------------------
+        # Permits are values, so one per distinct cost serves every item of that cost: a
+        # new frozen object per item would add 0.35 us, a quarter of a batch's overhead.
+        self._permits: dict[int, Permit] = {}
 
     async def open(
         self,
@@ -166,20 +166,39 @@ class LocalBackend:
             cap=cap, floor=floor, spendable=spendable, current=current, grace=grace
         )
 
+    def reserve_nowait(self, cost: int) -> Permit | None:
+        """Reserve ``cost`` credits if they fit."""
+        if not self.ledger.reserve(cost):
+            return None
+        try:
+            return self._permits[cost]
+        except KeyError:
+            permit = Permit("", cost)
+            if len(self._permits) < _CACHED_PERMITS:
+                self._permits[cost] = permit
+            return permit
+
     async def acquire(self, cost: int) -> Permit | None:
-        """Reserve ``cost`` credits (no lane to take here)."""
-        return Permit("", cost) if self.ledger.reserve(cost) else None
+        """Reserve ``cost`` credits if they fit (the answer never needs a wait here)."""
+        return self.reserve_nowait(cost)
 
     async def extend(self, permit: Permit, extra: int) -> Permit | None:
         """Reserve ``extra`` more credits for ``permit``."""
         if not self.ledger.reserve(extra):
             return None
-        return attrs.evolve(permit, reserved=permit.reserved + extra)
+        return Permit(permit.id, permit.reserved + extra)
+
+    def release_nowait(self, permit: Permit, *, committed: int, possibly_charged: int) -> bool:
+        """Close ``permit``'s reservation and wake whoever waits for credits."""
+        now = self.clock.now() if possibly_charged else 0.0
+        self.ledger.finish(permit.reserved, committed, possibly_charged, now)
+        if self._changed is not None:
+            self._notify()
+        return True
 
     async def release(self, permit: Permit, *, committed: int, possibly_charged: int) -> None:
         """Close ``permit``'s reservation."""
-        now = self.clock.now() if possibly_charged else 0.0
-        self.finish_now(permit.reserved, committed, possibly_charged, now)
+        self.release_nowait(permit, committed=committed, possibly_charged=possibly_charged)
 
     async def mark(self) -> Any:
         """Snapshot the ledger as a check is sent."""
@@ -222,6 +241,11 @@ class LocalBackend:
     async def aclose(self) -> None:
         """Wake any waiter; nothing else to release."""
         self._notify()
+
+    def _notify(self) -> None:
+        waiter, self._changed = self._changed, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def __repr__(self) -> str:
         return f"<LocalBackend {self.credits()}>"

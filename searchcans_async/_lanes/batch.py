@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import dis
+import enum
 import inspect
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
@@ -20,12 +21,14 @@ from .._client.errors import CreditsExhausted, SearchCansError
 from .._client.meter import current_lane
 from .._events import Stopped
 from .lane import Lane
+from .ledger import check_cost
 from .report import BatchReport, Outcome, StopReason
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import FrameType, TracebackType
 
+    from .backend import Permit
     from .pool import LanePool
 
 __all__ = ["Batch"]
@@ -35,7 +38,15 @@ logger = logging.getLogger("searchcans_async")
 T = TypeVar("T")
 R = TypeVar("R")
 
-_END: Final[Any] = object()
+_END: Final[Any] = object()  # the input has no next item
+_new_tuple: Final = tuple.__new__
+
+
+class _Wait(enum.Enum):
+    WAIT = "the next item or its credits must be waited for"
+
+
+_WAIT: Final = _Wait.WAIT
 # Code flags of frames that a generator or coroutine owns (and may resume later).
 _RESUMABLE: Final = (
     inspect.CO_GENERATOR
@@ -55,7 +66,7 @@ class Batch(Generic[T, R]):
     cancellation in the block cancels the work in flight instead.
     """
 
-    def __init__(  # noqa: PLR0915  # one statement per piece of batch state
+    def __init__(  # noqa: PLR0915  # one statement per piece of batch state, all in one place
         self,
         pool: LanePool,
         fn: Callable[[T], Awaitable[R]],
@@ -73,7 +84,7 @@ class Batch(Generic[T, R]):
             self._cost_fn: Callable[[T], int] | None = cost
             self._cost = 0
         else:
-            pool._check_cost(cost)
+            check_cost(cost)
             self._cost_fn = None
             self._cost = cost
         self._aiterator: AsyncIterator[T] | None
@@ -91,6 +102,7 @@ class Batch(Generic[T, R]):
         self._items = items
         self._total = len(items) if isinstance(items, Sized) else None
         self._pool = pool
+        self._backend = pool.backend
         self._fn = fn
         self._fail_fast = fail_fast
         self._require_full = require_full
@@ -105,6 +117,10 @@ class Batch(Generic[T, R]):
         # The worker waiting on the async input's anext(), and whether a stop cancelled it.
         self._pulling: asyncio.Task[Any] | None = None
         self._pull_cancelled = False
+        # An item read by _seat_nowait whose credits must be waited for, handed to _seat
+        # (same worker, no pause between: it keeps its place at the head of the input).
+        self._held: tuple[int, T, int] | None = None
+        self._seating = 0  # workers waiting for the input or for credits, in input order
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._workers = 0
@@ -164,7 +180,6 @@ class Batch(Generic[T, R]):
             raise RuntimeError("a Batch runs once: call pool.map(...) again for a new one")
         self._entered = True
         pool = self._pool
-        pool._check_open()
         try:
             try:
                 self._remain_before = (await pool.fresh_account()).remain
@@ -181,13 +196,11 @@ class Batch(Generic[T, R]):
         self._started = pool.clock.now()
         self._done = asyncio.get_running_loop().create_future()
         if self._buffer_option is None:
-            self._buffer_size = max(256, 4 * pool._plan)
+            self._buffer_size = max(256, 4 * pool.statistics().plan_lanes)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
-        pool._batches.add(self)
-        if pool._halted is not None:
-            self._pool_halted()
-        self._ensure_workers(pool._lanes.limit)
+        pool._attach(self)
+        self._ensure_workers(pool.lanes)
         if not self._workers:
             self._all_done()
         return self
@@ -218,7 +231,7 @@ class Batch(Generic[T, R]):
                 except BaseExceptionGroup as group:  # our TaskGroup's wrapping, not the user's
                     escaped = _unwrap(group, exc)
         finally:
-            self._pool._batches.discard(self)
+            self._pool._detach(self)
             await self._finish(cancelled=exc is not None or escaped is not None)
         if escaped is not None:
             # The caller gets exactly what was raised (in the block, or a BaseException
@@ -275,101 +288,38 @@ class Batch(Generic[T, R]):
             if not self._workers:
                 self._all_done()
 
-    async def _work(self) -> None:  # noqa: PLR0912, PLR0915  # the hot loop, in one piece for speed
-        pool = self._pool
-        lanes = pool._lanes
-        local = pool._local  # the in-process backend's synchronous fast path, if in use
-        fn = self._fn
-        cost_fn = self._cost_fn
-        fixed_cost = self._cost
-        iterator = self._iterator
+    async def _work(self) -> None:
+        """One worker: take a lane, then the next item and its credits; run it; repeat."""
+        pool, fn = self._pool, self._fn
+        limiter = pool.limiter
         # One meter per worker, reused for each item it runs: calls made by `fn` through
         # a client find it in this task's context.
-        lane = Lane(pool, 0)
+        lane = Lane(pool)
         current_lane.set(lane)
         task = asyncio.current_task()
-        ledger = local.ledger if local is not None else None
-        reserve_now = ledger.reserve if ledger is not None else _never
-        sink = self._sink
-        buffer = self._buffer
-        new_outcome = tuple.__new__  # Outcome's own __new__ is a Python-level call
         while self._running:
-            if not lanes.acquire_nowait():
-                await lanes.acquire()
-            if not self._running:
-                lanes.release()  # type: ignore[unreachable]  # the await may have stopped us
-                return
-            # Take the next item and its credits, in input order.
+            if not limiter.acquire_nowait():
+                await limiter.acquire()
             try:
-                if iterator is None or self._pull_lock.locked():
-                    async with self._pull_lock:
-                        item = await self._next_item()
-                        index = self._read - 1
-                        maybe_cost = self._cost_of(index, item)
-                        lane.permit = None
-                        # In-process credits are reserved in input order, under the lock.
-                        in_order = (
-                            maybe_cost is not None
-                            and local is not None
-                            and (
-                                reserve_now(maybe_cost)
-                                or await self._reserve_slow(index, item, maybe_cost, lane)
-                            )
-                        )
-                    # A shared backend's acquire is a round trip: run those concurrently
-                    # (other processes interleave with this input's order anyway).
-                    if maybe_cost is None or not (
-                        in_order
-                        or (
-                            local is None
-                            and await self._reserve_slow(index, item, maybe_cost, lane)
-                        )
-                    ):
-                        lanes.release()
-                        continue
-                    cost = maybe_cost
-                else:
-                    try:
-                        item = next(iterator, _END)
-                    except Exception as error:  # noqa: BLE001  # the input's failure stops the batch
-                        self._input_failed(error)
-                        item = _END
-                    if item is _END:
-                        self._input_ended()
-                        lanes.release()
-                        return
-                    index = self._read
-                    self._read = index + 1
-                    if cost_fn is None:
-                        cost = fixed_cost
-                    else:
-                        maybe_cost = self._cost_of(index, item)
-                        if maybe_cost is None:
-                            lanes.release()
-                            continue
-                        cost = maybe_cost
-                    lane.permit = None
-                    if not reserve_now(cost):
-                        if local is None:  # a shared backend: concurrent round trips
-                            reserved = await self._reserve_slow(index, item, cost, lane)
-                        else:
-                            async with self._pull_lock:
-                                reserved = await self._reserve_slow(index, item, cost, lane)
-                        if not reserved:
-                            lanes.release()
-                            continue
+                seat = self._seat_nowait()
+                if seat is _WAIT:
+                    seat = await self._seat()
             except BaseException:  # cancelled (or failed) while waiting for input or credits
-                lanes.release()
+                limiter.release()
                 raise
-            # Run it.
-            lane.reserved = cost
+            if seat is None:  # nothing starts: the input ended, the batch stopped, or refused
+                limiter.release()
+                continue
+            index, item, permit = seat
+            # lane.start(permit, task), inlined (0.1 us an item); lane() / run() nested in
+            # fn run in this lane.
+            lane.permit, lane.holder = permit, task
             lane.calls = lane.covered = lane.committed = lane.possibly_charged = 0
-            lane.holder = task  # lane() / run() nested in fn run in this lane
             try:
                 result = await fn(item)
             except BaseException as error:
                 lane.holder = None
-                await pool._give_back(lane, error)
+                await lane.give_back(error)
                 self._committed += lane.committed
                 self._possibly_charged += lane.possibly_charged
                 self._item_failed(index, item, error, lane)
@@ -377,26 +327,70 @@ class Batch(Generic[T, R]):
                     raise
                 continue
             lane.holder = None
-            if lane.calls or ledger is None or lane.permit is not None:
-                if not pool._give_back_now(lane, None):
-                    await pool._give_back(lane, None)
-                self._possibly_charged += lane.possibly_charged
-                self._committed += lane.committed
-            else:  # nothing metered ran: the reservation is what it cost
-                ledger.finish(cost, cost, 0, 0.0)
-                if local._changed is not None:  # type: ignore[union-attr]  # ledger => local
-                    local._notify()  # type: ignore[union-attr]  # someone waits for credits
-                self._committed += cost
-                lanes.release()
-                pool._completions += 1  # pool._completed(), inlined on the hot path
-                if pool._completions >= pool._next_event:
-                    pool._event_due()
-                if pool._emitting:
-                    pool._item_finished(cost, None)
+            if not lane.give_back_nowait(None):
+                await lane.give_back(None)
+            self._committed += lane.committed
+            self._possibly_charged += lane.possibly_charged
             self._succeeded += 1
-            self._deliver_nowait(new_outcome(Outcome, (index, item, result, None)))
-            if sink is None and len(buffer) >= self._buffer_size:
+            # tuple.__new__: Outcome's own __new__ is a Python-level call (0.2 us an item).
+            self._deliver_nowait(_new_tuple(Outcome, (index, item, result, None)))
+            if self._sink is None and len(self._buffer) >= self._buffer_size:
                 await self._wait_for_space()
+
+    def _seat_nowait(self) -> tuple[int, T, Permit] | _Wait | None:
+        """The next item with its credits reserved, if neither needs a wait; else ``_WAIT``.
+
+        Only a plain iterable is read here, and only while no other worker waits for the
+        input or for credits, so items start in input order. ``None``: nothing starts (the
+        input ended, the batch stopped, the item's cost was unusable).
+        """
+        if not self._running:
+            return None
+        iterator = self._iterator
+        if iterator is None or self._seating:
+            return _WAIT
+        try:
+            item = next(iterator, _END)
+        except Exception as error:  # noqa: BLE001  # the input's failure stops the batch, reported
+            self._input_failed(error)
+            item = _END
+        if item is _END:
+            self._input_ended()
+            return None
+        index = self._read
+        self._read = index + 1
+        cost = self._cost if self._cost_fn is None else self._cost_of(index, item)
+        if cost is None:
+            return None
+        permit = self._backend.reserve_nowait(cost)
+        if permit is None:  # credits to wait for: _seat takes it on
+            self._held = (index, item, cost)
+            return _WAIT
+        return index, item, permit
+
+    async def _seat(self) -> tuple[int, T, Permit] | None:
+        """The next item with its credits reserved, waiting for either, in input order."""
+        self._seating += 1
+        try:
+            return await self._seat_in_order()
+        finally:
+            self._seating -= 1
+
+    async def _seat_in_order(self) -> tuple[int, T, Permit] | None:
+        async with self._pull_lock:
+            if self._held is not None:
+                (index, item, cost), self._held = self._held, None
+            else:
+                item = await self._next_item()
+                if item is _END:
+                    return None
+                index = self._read - 1
+                maybe_cost = self._cost_of(index, item)
+                if maybe_cost is None:
+                    return None
+                cost = maybe_cost
+            permit = self._backend.reserve_nowait(cost) or await self._reserve(index, item, cost)
+        return None if permit is None else (index, item, permit)
 
     def _input_ended(self) -> None:
         """The input has no more items: nothing new is read; work in flight finishes."""
@@ -407,11 +401,9 @@ class Batch(Generic[T, R]):
         self._stop(StopReason.ERROR, error)
         logger.warning("the batch's input raised %r at item %d", error, self._read)
 
-    def _next_sync(self) -> Any:
-        if self._iterator is None:
-            return _END
+    def _next_sync(self, iterator: Iterator[T]) -> Any:
         try:
-            item = next(self._iterator)
+            item = next(iterator)
         except StopIteration:
             self._input_ended()
             return _END
@@ -425,7 +417,7 @@ class Batch(Generic[T, R]):
         if not self._running:
             return _END
         if self._aiterator is None:
-            return self._next_sync()
+            return _END if self._iterator is None else self._next_sync(self._iterator)
         return await self._next_async(self._aiterator)
 
     async def _next_async(self, aiterator: AsyncIterator[T]) -> Any:
@@ -481,39 +473,37 @@ class Batch(Generic[T, R]):
             return self._cost
         try:
             cost = self._cost_fn(item)
-            self._pool._check_cost(cost)
+            check_cost(cost)
         except Exception as error:  # noqa: BLE001  # a bad cost fails that item, reported
             self._item_failed(index, item, error, None)
             return None
         return cost
 
-    async def _reserve_slow(self, index: int, item: T, cost: int, lane: Lane) -> bool:
-        """Wait for credits for the item at the head of the input; ``False``: not started."""
+    async def _reserve(self, index: int, item: T, cost: int) -> Permit | None:
+        """Wait for credits for the item at the head of the input; ``None``: not started."""
+        pool = self._pool
         try:
-            lane.permit = await self._pool._reserve(cost)
+            permit = await pool.reserve(cost)
         except CreditsExhausted as error:
             self._not_started.append((index, item))
             self._stop(StopReason.BUDGET, error)
-            return False
+            return None
         except SearchCansError as error:  # the pool halted, or a shared backend failed
             self._not_started.append((index, item))
-            if self._pool._halted is not None:
-                self._pool_halted()
-            else:
-                self._stop(StopReason.ERROR, error)
-            return False
+            self._stop(pool.stop_reason or StopReason.ERROR, error)
+            return None
         except BaseException:
             self._not_started.append((index, item))
             raise
         # Stopped while waiting: give the credits back. (Not running but without a stop
         # reason only means another worker read the input's end: this item still runs.)
         if self._stop_reason is not None:
-            lane.reserved = cost
-            lane.committed = lane.possibly_charged = 0
-            await self._pool._close(lane)
+            backend = self._backend
+            if not backend.release_nowait(permit, committed=0, possibly_charged=0):
+                await backend.release(permit, committed=0, possibly_charged=0)
             self._not_started.append((index, item))
-            return False
-        return True
+            return None
+        return permit
 
     def _item_failed(self, index: int, item: T, error: BaseException, lane: Lane | None) -> None:
         if (
@@ -582,10 +572,9 @@ class Batch(Generic[T, R]):
         if self._pulling is not None:
             self._cancel_pull()
 
-    def _pool_halted(self) -> None:
-        halted = self._pool._halted
-        if halted is not None:
-            self._stop(halted, self._pool._halt_error)
+    def _pool_halted(self, reason: StopReason, error: BaseException | None) -> None:
+        """The pool stopped taking work (a bad key, billing): so does this batch."""
+        self._stop(reason, error)
 
     def _all_done(self) -> None:
         ready, done = self._ready, self._done
@@ -606,7 +595,7 @@ class Batch(Generic[T, R]):
             needed = self._cost * self._total
         else:
             needed = sum(self._cost_fn(item) for item in self._items)
-        available = self._pool._backend.credits().left
+        available = self._backend.credits().left
         if needed > available:
             raise CreditsExhausted(
                 f"the batch needs {needed} credits but the budget has {available}; "
@@ -619,7 +608,7 @@ class Batch(Generic[T, R]):
         pool = self._pool
         remain_after = None
         try:
-            if not cancelled and pool._open:
+            if not cancelled and pool.is_open:
                 try:
                     remain_after = (await pool.recheck()).remain
                 except SearchCansError as error:
@@ -635,7 +624,7 @@ class Batch(Generic[T, R]):
             reason = StopReason.COMPLETED
         else:
             reason = StopReason.CANCELLED
-        credits = pool._backend.credits()
+        credits = self._backend.credits()
         self._report = BatchReport(
             stop_reason=reason,
             succeeded=self._succeeded,
@@ -722,7 +711,3 @@ def _unwrap(group: BaseExceptionGroup[BaseException], own: BaseException | None)
     if own is not None and any(error is own for error in errors):
         return own
     return next((e for e in errors if not isinstance(e, asyncio.CancelledError)), errors[0])
-
-
-def _never(_cost: int) -> bool:
-    return False

@@ -30,11 +30,18 @@ if TYPE_CHECKING:
 
 __all__ = ["Lane", "LaneContext"]
 
+_NOTHING_RESERVED = Permit("", 0)
+
 
 class Lane:
-    """One held lane and its credit reservation; calls made inside it report here."""
+    """One held lane and its credit reservation; calls made inside it report here.
+
+    A batch's worker keeps one for every item it runs (:meth:`start` begins the next);
+    ``pool.lane()`` makes one per block.
+    """
 
     __slots__ = (
+        "backend",
         "calls",
         "committed",
         "covered",
@@ -42,13 +49,12 @@ class Lane:
         "permit",
         "pool",
         "possibly_charged",
-        "reserved",
     )
 
-    def __init__(self, pool: LanePool, reserved: int, permit: Permit | None = None) -> None:
+    def __init__(self, pool: LanePool) -> None:
         self.pool = pool
-        self.reserved = reserved
-        self.permit = permit  # None: credits reserved in the local ledger
+        self.backend = pool.backend
+        self.permit = _NOTHING_RESERVED
         self.covered = 0
         self.committed = 0
         self.possibly_charged = 0
@@ -57,9 +63,19 @@ class Lane:
         # that task's nested lane() calls run in it.
         self.holder: asyncio.Task[Any] | None = None
 
+    @property
+    def reserved(self) -> int:
+        """Credits reserved for the work in this lane."""
+        return self.permit.reserved
+
+    def start(self, permit: Permit, holder: asyncio.Task[Any] | None) -> None:
+        """Begin new work in this lane, ``holder``'s, with ``permit``'s credits."""
+        self.permit = permit
+        self.calls = self.covered = self.committed = self.possibly_charged = 0
+        self.holder = holder
+
     async def cover(self, cost: int) -> None:
-        permit = self.permit
-        if permit is not None and not self.pool._backend.lease_valid(permit):
+        if not self.backend.lease_valid(self.permit):
             raise LeaseExpiredError(
                 "this lane's lease ran out (the process was paused or too slow); the request "
                 "was not sent, since another holder may have the lane now"
@@ -75,19 +91,12 @@ class Lane:
         """
         free = self.reserved - self.covered - self.committed - self.possibly_charged
         if cost > free:
-            extra = cost - max(0, free)
-            pool = self.pool
-            if self.permit is None and pool._local is not None:
-                covered = pool._local.reserve_now(extra)
-            else:
-                permit = self.permit or Permit("", 0)
-                extended = await pool._backend.extend(permit, extra)
-                covered = extended is not None
-                self.permit = extended or self.permit
-            if not covered:
-                available = max(0, free) + pool._backend.credits().left
+            backend = self.pool.backend
+            extended = await backend.extend(self.permit, cost - max(0, free))
+            if extended is None:
+                available = max(0, free) + backend.credits().left
                 raise CreditsExhausted(needed=cost, available=available)
-            self.reserved += extra
+            self.permit = extended
 
     def settle(self, cost: int, charged: bool | None) -> None:
         self.covered -= cost
@@ -97,8 +106,46 @@ class Lane:
         elif charged is None:
             self.possibly_charged += cost
 
+    def give_back_nowait(self, error: BaseException | None) -> bool:
+        """Settle the reservation and free the lane, if the backend can without waiting.
+
+        ``error`` is how the work ended (``None``: it succeeded). The reservation becomes
+        committed, freed or possibly charged; the lane keeps those figures (batches add
+        them to their totals). ``False``: settled, but not given back yet; await
+        :meth:`give_back`.
+        """
+        reserved = self.permit.reserved
+        if self.calls or self.covered:  # metered calls counted what each was charged
+            committed, doubtful = self.committed, self.possibly_charged + self.covered
+        elif error is None:  # nothing metered ran, and the work succeeded: it cost its cost
+            committed, doubtful = reserved, 0
+        elif isinstance(error, SearchCansError):
+            charged = error.charged
+            committed = reserved if charged else 0
+            doubtful = reserved if charged is None else 0
+        else:  # a bug or a cancellation: it may have spent what it reserved
+            committed, doubtful = 0, reserved
+        self.committed, self.possibly_charged, self.covered = committed, doubtful, 0
+        if not self.backend.release_nowait(
+            self.permit, committed=committed, possibly_charged=doubtful
+        ):
+            return False
+        self.pool._lane_ended(self, error)
+        return True
+
+    async def give_back(self, error: BaseException | None) -> None:
+        """Settle the reservation (commit, free or doubt) and free the lane."""
+        if self.give_back_nowait(error):
+            return
+        try:
+            await self.backend.release(
+                self.permit, committed=self.committed, possibly_charged=self.possibly_charged
+            )
+        finally:
+            self.pool._lane_ended(self, error)
+
     def lane_busy(self) -> None:
-        self.pool._lane_busy()
+        self.pool._lane_busy()  # AIMD is the pool's: halve the lanes for a while
 
     def end_block(self, cost: int, calls_before: int, error: BaseException | None) -> None:
         """Count a nested block that ended in this lane.
@@ -138,7 +185,7 @@ class LaneContext:
             await outer.make_room(self._cost)  # nested: reserve in the lane already held
             self._outer, self._calls_before = outer, outer.calls
             return
-        lane = self._lane = await self._pool._take_lane(self._cost)
+        lane = self._lane = await self._pool.take(self._cost)
         lane.holder = task
         self._token = current_lane.set(lane)
 
@@ -156,4 +203,4 @@ class LaneContext:
         lane, self._lane = self._lane, None
         if lane is not None:
             lane.holder = None
-            await self._pool._give_back(lane, exc)
+            await lane.give_back(exc)

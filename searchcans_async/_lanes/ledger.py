@@ -27,7 +27,15 @@ import asyncio
 import collections
 from typing import NamedTuple
 
-__all__ = ["CreditLedger", "LaneLimiter", "RecheckMark"]
+__all__ = ["CreditLedger", "LaneLimiter", "RecheckMark", "check_cost"]
+
+
+def check_cost(cost: int) -> None:
+    """Refuse a cost that is not a whole, non-negative number of credits."""
+    if isinstance(cost, bool) or not isinstance(cost, int):
+        raise TypeError(f"cost must be an int number of credits, not {type(cost).__name__}")
+    if cost < 0:
+        raise ValueError(f"cost must be >= 0 credits, got {cost}")
 
 
 class LaneLimiter:

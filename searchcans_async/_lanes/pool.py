@@ -27,7 +27,7 @@ from .._events import BudgetRebased, Emitter, EventHook, ItemFinished, LanesResi
 from .backend import CreditState, LaneBackend, LocalBackend, Permit
 from .batch import Batch
 from .lane import Lane, LaneContext
-from .ledger import LaneLimiter
+from .ledger import LaneLimiter, check_cost
 from .report import BatchReport, StopReason
 
 if TYPE_CHECKING:
@@ -171,8 +171,6 @@ class LanePool:
         self._read_at: tuple[float, int] = (-math.inf, 0)  # when, after how many completions
         self._lanes = LaneLimiter(0)
         self._backend: LaneBackend = backend if backend is not None else LocalBackend()
-        # The local backend's synchronous fast path, when that is the backend in use.
-        self._local = self._backend if isinstance(self._backend, LocalBackend) else None
         self._plan = 0
         self._halted: StopReason | None = None
         self._halt_error: SearchCansError | None = None
@@ -305,6 +303,11 @@ class LanePool:
         """Why the pool stopped taking work (auth, billing, cancelled), else ``None``."""
         return self._halted
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the pool is open (entered and not closed yet)."""
+        return self._open
+
     def has_capacity(self, cost: int = 1) -> bool:
         """Whether work of ``cost`` credits could start right now without waiting."""
         lanes = self._lanes
@@ -360,7 +363,7 @@ class LanePool:
             >>> async with pool.lane(cost=2):  # doctest: +SKIP
             ...     page = await client.read(url)
         """
-        self._check_cost(cost)
+        check_cost(cost)
         return LaneContext(self, cost)
 
     async def run(
@@ -442,12 +445,80 @@ class LanePool:
             await batch.wait()
         return batch.report
 
+    # -- the seat API: how every way of running work takes a lane and gives it back ------
+    #
+    # map(), run_batch(), run() and lane() all run work the same way: take a lane from
+    # `limiter`, reserve the work's credits (`backend.reserve_nowait`, else `await
+    # reserve`: the one place that waits for credits or refuses them), run it in a `Lane`
+    # that meters its calls, then `lane.give_back` (settle the credits: commit, free or
+    # doubt; free the lane). Each step that may wait has a synchronous `*_nowait` form,
+    # which answers at once with the in-process backend, so a batch's hot path creates no
+    # coroutine per item.
+
+    @property
+    def limiter(self) -> LaneLimiter:
+        """The lanes this pool may hold at once: take one before reserving credits."""
+        return self._lanes
+
+    @property
+    def backend(self) -> LaneBackend:
+        """Where lanes and credits are counted (in this process, or shared on Redis)."""
+        return self._backend
+
+    async def take(self, cost: int) -> Lane:
+        """Wait for a lane, reserve ``cost`` credits in it, and return it (for ``lane()``).
+
+        Raises:
+            CreditsExhausted: The budget cannot cover ``cost``.
+            SearchCansError: The pool stopped taking work (a bad key, billing).
+        """
+        self._check_open()
+        if self._halted is not None:
+            raise self._halt_exception()
+        limiter = self._lanes
+        if not limiter.acquire_nowait():
+            await limiter.acquire()
+        try:
+            permit = self._backend.reserve_nowait(cost) or await self.reserve(cost)
+        except BaseException:
+            limiter.release()
+            raise
+        lane = Lane(self)
+        lane.start(permit, asyncio.current_task())
+        return lane
+
+    async def reserve(self, cost: int) -> Permit:
+        """Reserve ``cost`` credits, waiting while work in flight could free enough of them.
+
+        The one place that decides whether work that cannot start at once may start: try
+        ``backend.reserve_nowait(cost)`` first (it answers at once when it can).
+
+        Raises:
+            CreditsExhausted: Nothing in flight or a fresh account reading can make it fit.
+            SearchCansError: The pool stopped taking work.
+        """
+        backend = self._backend
+        while True:
+            if self._halted is not None:
+                raise self._halt_exception()
+            permit = backend.reserve_nowait(cost) or await backend.acquire(cost)
+            if permit is not None:
+                return permit
+            if self._halted is not None:
+                raise self._halt_exception()
+            credits = backend.credits()
+            if cost > credits.left_when_settled:
+                await self._last_chance(cost, credits)
+                continue
+            await backend.wait_for_change()
+
     async def fresh_account(self, max_age: float = _FRESH_FOR) -> Account:
         """The account as last read if nothing ran since and it is recent; else :meth:`recheck`.
 
         A batch reads the account when it starts (for its report's ``remain_before`` and to
         re-base the budget); right after the pool opened, that reading is still exact.
         """
+        self._check_open()
         read_at, completions = self._read_at
         if (
             self._account is not None
@@ -479,13 +550,6 @@ class LanePool:
                 "(or 'await pool.open()') before running work"
             )
 
-    @staticmethod
-    def _check_cost(cost: int) -> None:
-        if isinstance(cost, bool) or not isinstance(cost, int):
-            raise TypeError(f"cost must be an int number of credits, not {type(cost).__name__}")
-        if cost < 0:
-            raise ValueError(f"cost must be >= 0 credits, got {cost}")
-
     def _halt_exception(self) -> SearchCansError:
         error = self._halt_error
         reason = self._halted.value if self._halted is not None else "closed"
@@ -494,47 +558,6 @@ class LanePool:
             message += f" after: {error.message}"
         cls: type[SearchCansError] = type(error) if error is not None else SearchCansError
         return cls(message, code=getattr(error, "code", None))
-
-    async def _take_lane(self, cost: int) -> Lane:
-        """Wait for a lane, then reserve ``cost``; the slow path of ``lane()``."""
-        self._check_open()
-        if self._halted is not None:
-            raise self._halt_exception()
-        lanes = self._lanes
-        if not lanes.acquire_nowait():
-            await lanes.acquire()
-        try:
-            permit = await self._reserve(cost)
-        except BaseException:
-            lanes.release()
-            raise
-        return Lane(self, cost, permit)
-
-    async def _reserve(self, cost: int) -> Permit | None:
-        """Reserve ``cost``, waiting while work in flight could free enough of it.
-
-        Returns the backend's permit, or ``None`` when the local ledger holds the
-        reservation.
-
-        Raises:
-            CreditsExhausted: Nothing in flight or a fresh account reading can make it fit.
-        """
-        local, backend = self._local, self._backend
-        while True:
-            if local is not None:
-                if local.reserve_now(cost):
-                    return None
-            else:
-                permit = await backend.acquire(cost)
-                if permit is not None:
-                    return permit
-            if self._halted is not None:
-                raise self._halt_exception()
-            credits = backend.credits()
-            if cost > credits.left_when_settled:
-                await self._last_chance(cost, credits)
-                continue
-            await backend.wait_for_change()
 
     async def _last_chance(self, cost: int, credits: CreditState) -> None:
         """Before refusing, read the account once: credits added, doubts settled.
@@ -554,67 +577,23 @@ class LanePool:
         if cost > credits.left_when_settled:
             raise CreditsExhausted(needed=cost, available=credits.left)
 
-    def _settle(self, lane: Lane, error: BaseException | None) -> None:
-        """Work out what a lane's reservation became: committed, released, in doubt.
+    def _attach(self, batch: Batch[Any, Any]) -> None:
+        """Follow a running batch: stop it with the pool, grow its workers with the lanes."""
+        self._batches.add(batch)
+        if self._halted is not None:
+            batch._pool_halted(self._halted, self._halt_error)
 
-        The lane keeps the final figures (batches add them to their own totals).
-        """
-        if lane.calls == 0 and lane.covered == 0:
-            # Nothing metered ran in the lane: judge by how the work ended.
-            if error is None:
-                committed, doubtful = lane.reserved, 0
-            elif isinstance(error, SearchCansError):
-                charged = error.charged
-                committed = lane.reserved if charged else 0
-                doubtful = lane.reserved if charged is None else 0
-            else:  # a bug or a cancellation: it may have spent what it reserved
-                committed, doubtful = 0, lane.reserved
-        else:
-            committed, doubtful = lane.committed, lane.possibly_charged + lane.covered
-        lane.committed, lane.possibly_charged, lane.covered = committed, doubtful, 0
-
-    def _close_now(self, lane: Lane) -> bool:
-        """Hand a settled lane's credits back without waiting, if the backend allows."""
-        if lane.permit is not None or self._local is None:
-            return False
-        now = self.clock.now() if lane.possibly_charged else 0.0
-        self._local.finish_now(lane.reserved, lane.committed, lane.possibly_charged, now)
-        return True
-
-    async def _close(self, lane: Lane) -> None:
-        """Hand a settled lane's credits back to the backend."""
-        if self._close_now(lane):
-            return
-        permit = lane.permit or Permit("", lane.reserved)
-        await self._backend.release(
-            attrs.evolve(permit, reserved=lane.reserved),
-            committed=lane.committed,
-            possibly_charged=lane.possibly_charged,
-        )
-
-    async def _give_back(self, lane: Lane, error: BaseException | None) -> None:
-        """End a lane: settle credits, free the lane, react to what the error says."""
-        self._settle(lane, error)
-        try:
-            if not self._close_now(lane):
-                await self._close(lane)
-        finally:
-            self._lane_ended(lane, error)
-
-    def _give_back_now(self, lane: Lane, error: BaseException | None) -> bool:
-        """:meth:`_give_back` without a coroutine, when the backend is local; else False."""
-        if lane.permit is not None or self._local is None:
-            return False
-        self._settle(lane, error)
-        self._close_now(lane)
-        self._lane_ended(lane, error)
-        return True
+    def _detach(self, batch: Batch[Any, Any]) -> None:
+        self._batches.discard(batch)
 
     def _lane_ended(self, lane: Lane, error: BaseException | None) -> None:
+        """A lane was given back (its credits settled): free it, count it, react."""
         self._lanes.release()
         if error is not None:
             self._observe(error)
-        self._completed()
+        self._completions += 1  # the rare bookkeeping runs only when due
+        if self._completions >= self._next_event:
+            self._event_due()
         if self._emitting:
             self._item_finished(lane.committed, error)
 
@@ -649,13 +628,7 @@ class LanePool:
         self._halt_error = error
         logger.warning("lane pool stopped: %s%s", reason.value, f" ({error})" if error else "")
         for batch in list(self._batches):
-            batch._pool_halted()
-
-    def _completed(self) -> None:
-        """Count a finished unit of work; the rare bookkeeping runs only when due."""
-        self._completions += 1
-        if self._completions >= self._next_event:
-            self._event_due()
+            batch._pool_halted(reason, error)
 
     def _event_due(self) -> None:
         done = self._completions
@@ -668,7 +641,7 @@ class LanePool:
         self._plan_next_event()
 
     def _plan_next_event(self) -> None:
-        """When ``_completed`` must next look beyond its counter."""
+        """When ``_lane_ended`` must next look beyond its completions counter."""
         done = self._completions
         due = self._next_recheck_at if self._recheck_task is None else done + _TIME_CHECK_STRIDE
         if self._recheck_interval is not None:

@@ -245,6 +245,10 @@ class RedisBackend:
         self._opened = True
         self._leases.start()
 
+    def reserve_nowait(self, cost: int) -> Permit | None:
+        """Always ``None``: a lane of the group is only granted by Redis (see :meth:`acquire`)."""
+        return None
+
     async def acquire(self, cost: int) -> Permit | None:
         """Take a lane and reserve ``cost``; wait (fairly) for a lane; ``None``: no credits.
 
@@ -333,6 +337,10 @@ class RedisBackend:
             self._wake.note_refusal()
             return None
         return Permit(permit.id, int(reply[1]), permit.deadline)
+
+    def release_nowait(self, permit: Permit, *, committed: int, possibly_charged: int) -> bool:
+        """Always ``False``: the group's ledger is settled in Redis (see :meth:`release`)."""
+        return False
 
     async def release(self, permit: Permit, *, committed: int, possibly_charged: int) -> None:
         """Give the lane back and settle its credits; retried in the background if Redis fails."""
