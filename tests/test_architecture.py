@@ -130,3 +130,41 @@ def test_the_checks_can_fail() -> None:
     assert "searchcans_async._client.meter" in graph["searchcans_async._client.client"]
     assert "searchcans_async._lanes.batch" in graph["searchcans_async._lanes.pool"]
     assert layer("searchcans_async._cli.run") > layer("searchcans_async._lanes.pool")
+
+
+LONG_MODULE = 400  # lines
+
+
+def long_modules_without_a_reason() -> list[str]:
+    """Modules over LONG_MODULE lines whose docstring does not say why they are one module."""
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") <= LONG_MODULE:
+            continue
+        paragraphs = (ast.get_docstring(ast.parse(text)) or "").split("\n\n")
+        if len(paragraphs) < 2 or not paragraphs[1].startswith("Why one module:"):
+            missing.append(f"{path.relative_to(PACKAGE)} ({text.count(chr(10))} lines)")
+    return missing
+
+
+def test_a_long_module_says_why_at_its_top() -> None:
+    """A module over 400 lines gives a one-line reason right below its summary line."""
+    assert long_modules_without_a_reason() == []
+    # ... and the check sees the long modules: at least the pool is one.
+    assert (PACKAGE / "_lanes" / "pool.py").read_text().count("\n") > LONG_MODULE
+
+
+def test_the_core_has_no_unexplained_lint_ignore() -> None:
+    """Every `noqa` and `type: ignore` in the package names its code and says why."""
+    unexplained = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for marker in ("# noqa", "# type: ignore"):
+                if marker not in line:
+                    continue
+                after = line.split(marker, 1)[1]
+                # "# noqa: CODE  # why" / "# type: ignore[code]  # why"
+                if not (after[:1] in (":", "[") and "  # " in after):
+                    unexplained.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert unexplained == []

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from searchcans_async._lanes.ledger import LaneLimiter
+from searchcans_async._lanes.limiter import LaneLimiter
 
 
 async def test_lanes_are_taken_up_to_the_limit_and_given_back() -> None:

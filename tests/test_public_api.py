@@ -93,6 +93,19 @@ def test_nothing_else_looks_public() -> None:
     assert stray == []
 
 
+LANE_POOL_MEMBERS = [
+    "account", "aclose", "backend", "fresh_account", "has_capacity", "is_open", "lane",
+    "lanes", "limiter", "map", "open", "recheck", "reserve", "run", "run_batch", "statistics",
+    "stop", "stop_reason", "take",
+]  # fmt: skip
+
+
+def test_the_lane_pools_public_members_are_pinned() -> None:
+    """LanePool's surface, the seat API included (limiter, backend, take, reserve)."""
+    members = sorted(name for name in vars(searchcans_async.LanePool) if not name.startswith("_"))
+    assert members == LANE_POOL_MEMBERS
+
+
 def test_the_version_is_a_string() -> None:
     """__version__ is a dotted version string."""
     assert isinstance(searchcans_async.__version__, str)

@@ -1,5 +1,8 @@
 """The batch command's files: JSONL input lines, the JSONL output, and resuming from it.
 
+Why one module: reading input, writing output and resuming from it share one line format,
+kept in one place.
+
 Input: one item per line, either a JSON string (the query, or the URL for ``--kind read``)
 or an object with ``query`` / ``url`` plus per-item options named like the keyword
 arguments of ``SearchCans.search`` / ``SearchCans.read``. Blank lines are skipped; line

@@ -1,5 +1,8 @@
 """``searchcans-async monitor``: watch the account live, serve ``/metrics``, warn in time.
 
+Why one module: the command's options, its watch loop and its exit codes make one command;
+the watch itself is _monitor/watch.py.
+
 A subcommand of the ``searchcans-async`` group: it takes the group's options (the key
 from ``SEARCHCANS_API_KEY`` or ``--api-key-file``, ``--base-url``, ``--timeout``,
 ``--retries``, ``-v``) and its conventions (one line on stderr per failure, documented

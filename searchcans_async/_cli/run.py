@@ -1,4 +1,8 @@
-"""Running one batch from JSONL to JSONL: the lane pool, progress, Ctrl-C, exit codes."""
+"""Running one batch from JSONL to JSONL: the lane pool, progress, Ctrl-C, exit codes.
+
+Why one module: one run's steps (open, progress, signals, summary, exit code) share the
+run's state; the output file and the summary are outfile.py and summary.py.
+"""
 
 from __future__ import annotations
 

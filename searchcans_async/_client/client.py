@@ -1,4 +1,8 @@
-"""The SearchCans client: ``account()``, ``search()``, ``read()`` over one request path."""
+"""The SearchCans client: ``account()``, ``search()``, ``read()`` over one request path.
+
+Why one module: the three calls share one request path (costs, metering, retries, typed
+errors); options, transport, retry and models are modules of their own.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Frozen value objects: the account, its keys, SERP results and Reader pages.
 
+Why one module: every frozen model users read is declared here with its docstring;
+conversion lives in convert.py, vertical results in verticals.py.
+
 Field names are snake_case here; the one converter in ``_convert`` maps them to the API's
 camelCase (``json`` metadata names the few that do not follow the simple rule).
 """

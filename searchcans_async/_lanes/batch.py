@@ -1,8 +1,11 @@
 """Batches: a stream of items through a LanePool, with outcomes and an exact report.
 
+Why one module: a batch is one state machine (workers, input, outcome buffer, stop, report)
+whose parts share its state; the report type lives in report.py.
+
 One worker task per usable lane pulls the next item (lazily, in input order), reserves
 its cost, runs it, and hands its outcome on; so every lane stays busy and memory stays
-O(lanes) whatever the input's size. What a batch reports is in ``_report``.
+O(lanes) whatever the input's size. What a batch reports is in ``report.py``.
 """
 
 from __future__ import annotations

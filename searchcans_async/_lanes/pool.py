@@ -1,5 +1,8 @@
 """LanePool: every Parallel Lane busy, never one too many, and no credit spent past the budget.
 
+Why one module: LanePool's lifecycle, seat API, rechecks and lane resizing share its state;
+the batch, lane, ledger and backend it uses are modules of their own.
+
 The pool knows nothing of HTTP. It depends on an *account source* (any async callable
 returning an :class:`Account`), sizes its lanes from ``concurrent`` and its budget from
 ``spendable``, and re-reads the account beside the running work to follow the server.
@@ -27,7 +30,8 @@ from .._events import BudgetRebased, Emitter, EventHook, ItemFinished, LanesResi
 from .backend import CreditState, LaneBackend, LocalBackend, Permit
 from .batch import Batch
 from .lane import Lane, LaneContext
-from .ledger import LaneLimiter, check_cost
+from .ledger import check_cost
+from .limiter import LaneLimiter
 from .report import BatchReport, StopReason
 
 if TYPE_CHECKING:
@@ -305,7 +309,12 @@ class LanePool:
 
     @property
     def is_open(self) -> bool:
-        """Whether the pool is open (entered and not closed yet)."""
+        """Whether the pool is open (entered and not closed yet).
+
+        Example:
+            >>> async with client.lanes() as pool:  # doctest: +SKIP
+            ...     assert pool.is_open
+        """
         return self._open
 
     def has_capacity(self, cost: int = 1) -> bool:
@@ -457,16 +466,35 @@ class LanePool:
 
     @property
     def limiter(self) -> LaneLimiter:
-        """The lanes this pool may hold at once: take one before reserving credits."""
+        """The lanes this pool may hold at once: take one before reserving credits.
+
+        Example:
+            >>> pool.limiter.in_use, pool.limiter.limit  # doctest: +SKIP
+            (3, 8)
+        """
         return self._lanes
 
     @property
     def backend(self) -> LaneBackend:
-        """Where lanes and credits are counted (in this process, or shared on Redis)."""
+        """Where lanes and credits are counted (in this process, or shared on Redis).
+
+        Example:
+            >>> pool.backend.credits().left  # doctest: +SKIP
+            940
+        """
         return self._backend
 
     async def take(self, cost: int) -> Lane:
         """Wait for a lane, reserve ``cost`` credits in it, and return it (for ``lane()``).
+
+        The lane is yours until ``await lane.give_back(error)`` (``None``: the work
+        succeeded, so its credits are committed). ``async with pool.lane(cost)`` does
+        both, with the right ``error``: prefer it.
+
+        Example:
+            >>> lane = await pool.take(cost=2)  # doctest: +SKIP
+            >>> page = await client.read(url)  # doctest: +SKIP
+            >>> await lane.give_back(None)  # doctest: +SKIP
 
         Raises:
             CreditsExhausted: The budget cannot cover ``cost``.
@@ -492,6 +520,9 @@ class LanePool:
 
         The one place that decides whether work that cannot start at once may start: try
         ``backend.reserve_nowait(cost)`` first (it answers at once when it can).
+
+        Example:
+            >>> permit = pool.backend.reserve_nowait(2) or await pool.reserve(2)  # doctest: +SKIP
 
         Raises:
             CreditsExhausted: Nothing in flight or a fresh account reading can make it fit.

@@ -1,5 +1,8 @@
 """Prometheus metrics for the client, a lane pool and the account (the ``monitor`` extra).
 
+Why one module: every metric and the collector that fills it are declared together, so what
+is exported reads in one place.
+
 Built on prometheus-client, the reference Python client: its exposition (text and
 OpenMetrics, content negotiation, gzip) and HTTP server are maintained with the format,
 so nothing here writes the format by hand. It is imported only through

@@ -1,5 +1,8 @@
 """RedisBackend: one account's lanes and credits shared by many processes, through Redis.
 
+Why one module: it is the client side of the protocol's every step (acquire, extend,
+release, mark, rebase); leases, wake-ups and the scripts are modules of their own.
+
 Several pools (processes, hosts) that open with the same ``account`` name on the same
 Redis share one lane count (the account's ``concurrent``) and one credit ledger. Every
 step is one atomic Lua script (``scripts.py``); this module is the client side:
