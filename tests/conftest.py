@@ -41,6 +41,13 @@ def mocked() -> Iterator[aioresponses]:
 
 
 @pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session, for tests that speak HTTP to the emulator themselves."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
 async def emulator(canary_key: str) -> AsyncIterator[Emulator]:
     """A running emulator on 127.0.0.1 (1000 credits, 3 lanes) whose only key is the canary."""
     spec = AccountSpec(credits=1_000, lanes=3, keys=[KeySpec(canary_key, name="canary")])

@@ -129,6 +129,18 @@ def redis_server_fixture() -> Any:
     return redis_server
 
 
+def ledger(server: RedisServer, account: str) -> dict[str, int]:
+    """The account's shared ledger in Redis, as integers."""
+    raw = server.command("HGETALL", f"{{sc:{account}}}:ledger")
+    return {key.decode(): int(value) for key, value in raw.items()}
+
+
+def server_ms(server: RedisServer) -> int:
+    """The Redis server's clock, in milliseconds."""
+    seconds, micros = server.command("TIME")
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 def new_account(prefix: str = "t") -> str:
     """An account name no other test uses."""
     return f"{prefix}{os.getpid()}-{next(_accounts)}"

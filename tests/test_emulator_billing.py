@@ -5,41 +5,24 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import pytest
+from emulator_support import ACCOUNT, READER, SEARCH, send, until
 
 from searchcans_async.testing import AccountSpec, Emulator, EmulatorCosts, KeySpec, WireOptions
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import Callable
 
-SEARCH = "/api/v1/search"
-READER = "/api/v1/url"
-ACCOUNT = "/api/user/key"
+    import aiohttp
+
 URL = "https://site.example/page"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 async def post(
     session: aiohttp.ClientSession, emu: Emulator, path: str, body: Any, key: str | None = None
 ) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {key or emu.api_key}"}
-    async with session.post(emu.base_url + path, json=body, headers=headers) as resp:
-        return resp.status, await resp.json()
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    """Wait (on a condition, not a duration) until the server reaches a state."""
-    for _ in range(2000):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the emulator never reached the expected state")
+    reply = await send(session, emu.base_url + path, body, key=key or emu.api_key)
+    return reply.status, reply.json()
 
 
 async def test_search_costs_one_credit_per_page(session: aiohttp.ClientSession) -> None:

@@ -5,26 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import pytest
+from emulator_support import ACCOUNT, READER, SEARCH, send
 
 from searchcans_async.testing import FAULT_KINDS, Emulator, Fault, Faults
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
-SEARCH = "/api/v1/search"
-READER = "/api/v1/url"
-ACCOUNT = "/api/user/key"
 QUERY = {"s": "faulty", "t": "google"}
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 async def post(
@@ -36,11 +25,8 @@ async def post(
     key: str | None = None,
     timeout: aiohttp.ClientTimeout | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    headers = {"Authorization": f"Bearer {key or emu.api_key}"}
-    async with session.post(
-        emu.base_url + path, json=body, headers=headers, timeout=timeout
-    ) as resp:
-        return resp.status, dict(resp.headers), await resp.read()
+    reply = await send(session, emu.base_url + path, body, key=key or emu.api_key, timeout=timeout)
+    return reply.status, reply.headers, reply.body
 
 
 def emulator_with(fault: Fault, **options: Any) -> Emulator:

@@ -6,22 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
+from emulator_support import ACCOUNT, BULLET, READER, SEARCH, send
 
 from searchcans_async.testing import AccountSpec, Emulator, KeySpec, WireOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-SEARCH = "/api/v1/search"
-READER = "/api/v1/url"
-ACCOUNT = "/api/user/key"
-BULLET = "\u2022"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 @pytest.fixture
@@ -40,15 +30,13 @@ async def post(
     data: bytes | None = None,
     authorization: str | None = None,
 ) -> tuple[int, Any, dict[str, str]]:
-    headers = {"Authorization": authorization or f"Bearer {key or emu.api_key}"}
-    if authorization == "":
-        headers = {}
-    if data is None:
-        data = b"{}" if body is None else None
-    async with session.post(
-        emu.base_url + path, json=body if data is None else None, data=data, headers=headers
-    ) as resp:
-        return resp.status, await resp.json(content_type=None), dict(resp.headers)
+    if body is None and data is None:
+        data = b"{}"
+    reply = await send(
+        session, emu.base_url + path, body,
+        key=key or emu.api_key, data=data, authorization=authorization,
+    )  # fmt: skip
+    return reply.status, reply.json(), reply.headers
 
 
 async def test_default_emulator_is_one_account_with_three_lanes_and_a_key() -> None:

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import pytest
+from emulator_support import ACCOUNT, READER, SEARCH, send, until
 
 from searchcans_async.testing import AccountSpec, Emulator, KeySpec, Latency
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
-
-SEARCH = "/api/v1/search"
-READER = "/api/v1/url"
-ACCOUNT = "/api/user/key"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 async def post(
@@ -32,18 +20,8 @@ async def post(
     path: str = SEARCH,
     key: str | None = None,
 ) -> tuple[int, int]:
-    headers = {"Authorization": f"Bearer {key or emu.api_key}"}
-    async with session.post(emu.base_url + path, json=body, headers=headers) as resp:
-        return resp.status, (await resp.json())["code"]
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    """Wait (on a condition, not a duration) until the server reaches a state."""
-    for _ in range(2000):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the emulator never reached the expected state")
+    reply = await send(session, emu.base_url + path, body, key=key or emu.api_key)
+    return reply.status, reply.json()["code"]
 
 
 def search(index: int) -> dict[str, Any]:

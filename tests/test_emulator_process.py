@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 from aiohttp import web
+from emulator_support import SEARCH, send
 
 from searchcans_async.testing import (
     Emulator,
@@ -25,8 +26,6 @@ from searchcans_async.testing import (
 from searchcans_async.testing import _main as main_module
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     # Imported for typing only: importing the plugin before pytest registers it would stop
     # pytest from rewriting its asserts (a warning, hence an error under -W error).
     from searchcans_async.testing.pytest_plugin import EmulatorFactory
@@ -36,18 +35,11 @@ pytest_plugins = ["pytester", "searchcans_async.testing.pytest_plugin"]
 QUERY = {"s": "q", "t": "google"}
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
 async def post(
-    session: aiohttp.ClientSession, base_url: str, key: str, path: str = "/api/v1/search"
+    session: aiohttp.ClientSession, base_url: str, key: str, path: str = SEARCH
 ) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {key}"}
-    async with session.post(base_url + path, json=QUERY, headers=headers) as resp:
-        return resp.status, await resp.json()
+    reply = await send(session, base_url + path, QUERY, key=key)
+    return reply.status, reply.json()
 
 
 async def test_lifecycle_errors_teach_what_to_do() -> None:

@@ -4,57 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import pytest
+from emulator_support import ACCOUNT, BULLET, SEARCH, VERTICAL_FIELDS, send
 
 from searchcans_async.testing import AccountSpec, Emulator, KeySpec, WireOptions
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
-SEARCH = "/api/v1/search"
-ACCOUNT = "/api/user/key"
-BULLET = "\u2022"
-
-#: API.md "Vertical engines' result fields": what each vertical list's items carry.
-VERTICAL_FIELDS: dict[str, tuple[str, set[str]]] = {
-    "google_images": (
-        "images_results",
-        {"thumbnail", "original", "original_width", "original_height", "is_product", "source"},
-    ),
-    "google_shopping": (
-        "shopping_results",
-        {
-            "product_id",
-            "product_link",
-            "source",
-            "price",
-            "extracted_price",
-            "rating",
-            "reviews",
-            "thumbnail",
-            "multiple_sources",
-            "delivery",
-        },
-    ),
-    "google_news": ("news_results", {"source", "date", "iso_date", "snippet", "thumbnail"}),
-    "google_videos": ("video_results", {"snippet", "duration", "channel", "thumbnail"}),
-    "google_short_videos": ("short_video_results", {"source", "channel", "duration"}),
-}
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
+    import aiohttp
 
 
 async def post(
     session: aiohttp.ClientSession, emu: Emulator, path: str, body: Any
 ) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {emu.api_key}"}
-    async with session.post(emu.base_url + path, json=body, headers=headers) as resp:
-        return resp.status, await resp.json(content_type=None)
+    reply = await send(session, emu.base_url + path, body, key=emu.api_key)
+    return reply.status, reply.json()
 
 
 ENGINES = [
@@ -113,7 +76,7 @@ async def test_vertical_results_carry_the_fields_api_md_lists(
     items = envelope["data"][block]
     assert len(items) == 10
     for item in items:
-        missing = ({"position", "title", "link"} | fields) - set(item)
+        missing = {"position", "title", "link", *fields} - set(item)
         assert not missing, missing
     if engine == "google_news":
         assert all(set(item["source"]) >= {"name"} for item in items)

@@ -18,7 +18,13 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis_support import RedisServer, free_port, new_account, redis_server_fixture
+from redis_support import (
+    RedisServer,
+    free_port,
+    ledger,
+    new_account,
+    redis_server_fixture,
+)
 
 from searchcans_async import LeaseExpiredError, SearchCans, SearchCansError, TransportError
 from searchcans_async._clock import VirtualClock
@@ -34,16 +40,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.redis
 
 redis_server = redis_server_fixture()
-
-
-def ledger(server: RedisServer, account: str) -> dict[str, int]:
-    raw = server.command("HGETALL", f"{{sc:{account}}}:ledger")
-    return {key.decode(): int(value) for key, value in raw.items()}
-
-
-def server_ms(server: RedisServer) -> int:
-    seconds, micros = server.command("TIME")
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def queued(server: RedisServer, account: str) -> int:

@@ -17,7 +17,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from redis_support import RedisServer, Worker, new_account, redis_server_fixture
+from redis_support import (
+    RedisServer,
+    Worker,
+    ledger,
+    new_account,
+    redis_server_fixture,
+    server_ms,
+)
 
 from searchcans_async import SearchCans
 from searchcans_async.redis import RedisBackend
@@ -32,16 +39,6 @@ pytestmark = [
 ]
 
 redis_server = redis_server_fixture()
-
-
-def ledger(server: RedisServer, account: str) -> dict[str, int]:
-    raw = server.command("HGETALL", f"{{sc:{account}}}:ledger")
-    return {key.decode(): int(value) for key, value in raw.items()}
-
-
-def server_ms(server: RedisServer) -> int:
-    seconds, micros = server.command("TIME")
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def leases(server: RedisServer, account: str) -> list[tuple[bytes, float]]:

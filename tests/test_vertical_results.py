@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from emulator_support import VERTICAL_FIELDS
 
 from searchcans_async import (
     ImageResult,
@@ -25,43 +26,15 @@ if TYPE_CHECKING:
     from searchcans_async._clock import VirtualClock
 
 #: API.md "Vertical engines' result fields", per engine: the list, its model, its own fields.
+MODELS: dict[str, type[Any]] = {
+    "google_images": ImageResult,
+    "google_shopping": ShoppingResult,
+    "google_news": NewsResult,
+    "google_videos": VideoResult,
+    "google_short_videos": ShortVideoResult,
+}
 VERTICALS: dict[str, tuple[str, type[Any], tuple[str, ...]]] = {
-    "google_images": (
-        "images_results",
-        ImageResult,
-        ("source", "thumbnail", "original", "original_width", "original_height", "is_product"),
-    ),
-    "google_shopping": (
-        "shopping_results",
-        ShoppingResult,
-        (
-            "product_id",
-            "product_link",
-            "source",
-            "price",
-            "extracted_price",
-            "rating",
-            "reviews",
-            "thumbnail",
-            "multiple_sources",
-            "delivery",
-        ),
-    ),
-    "google_news": (
-        "news_results",
-        NewsResult,
-        ("source", "date", "iso_date", "snippet", "thumbnail"),
-    ),
-    "google_videos": (
-        "video_results",
-        VideoResult,
-        ("snippet", "duration", "channel", "thumbnail"),
-    ),
-    "google_short_videos": (
-        "short_video_results",
-        ShortVideoResult,
-        ("source", "channel", "duration"),
-    ),
+    engine: (block, MODELS[engine], fields) for engine, (block, fields) in VERTICAL_FIELDS.items()
 }
 COMMON = ("position", "title", "link")
 
