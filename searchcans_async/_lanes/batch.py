@@ -372,28 +372,38 @@ class Batch(Generic[T, R]):
         return index, item, permit
 
     async def _seat(self) -> tuple[int, T, Permit] | None:
-        """The next item with its credits reserved, waiting for either, in input order."""
+        """The next item with its credits reserved, waiting for either.
+
+        An item whose credits must be waited for keeps its place: the items after it wait
+        behind it (the pull lock). A round trip to a shared backend is not such a wait,
+        so those run side by side, as other processes' do.
+        """
         self._seating += 1
         try:
-            return await self._seat_in_order()
+            async with self._pull_lock:
+                pulled = self._held or await self._pull()
+                self._held = None
+                if pulled is None:
+                    return None
+                index, item, cost = pulled
+                permit = self._backend.reserve_nowait(cost)
+                if permit is None and cost > self._backend.credits().left:
+                    permit = await self._reserve(index, item, cost)  # in input order
+                    return None if permit is None else (index, item, permit)
+            if permit is None:  # the backend needs a round trip to decide
+                permit = await self._reserve(index, item, cost)
+            return None if permit is None else (index, item, permit)
         finally:
             self._seating -= 1
 
-    async def _seat_in_order(self) -> tuple[int, T, Permit] | None:
-        async with self._pull_lock:
-            if self._held is not None:
-                (index, item, cost), self._held = self._held, None
-            else:
-                item = await self._next_item()
-                if item is _END:
-                    return None
-                index = self._read - 1
-                maybe_cost = self._cost_of(index, item)
-                if maybe_cost is None:
-                    return None
-                cost = maybe_cost
-            permit = self._backend.reserve_nowait(cost) or await self._reserve(index, item, cost)
-        return None if permit is None else (index, item, permit)
+    async def _pull(self) -> tuple[int, T, int] | None:
+        """The input's next item and its cost; ``None``: nothing to start."""
+        item = await self._next_item()
+        if item is _END:
+            return None
+        index = self._read - 1
+        cost = self._cost_of(index, item)
+        return None if cost is None else (index, item, cost)
 
     def _input_ended(self) -> None:
         """The input has no more items: nothing new is read; work in flight finishes."""
