@@ -314,8 +314,8 @@ class Batch(Generic[T, R]):
                 limiter.release()
                 continue
             index, item, permit = seat
-            # lane.start(permit, task), inlined (0.1 us an item); lane() / run() nested in
-            # fn run in this lane.
+            # lane.start(permit, task), inlined: 0.08 us of 1.7 an item. lane() / run()
+            # nested in fn run in this lane.
             lane.permit, lane.holder = permit, task
             lane.calls = lane.covered = lane.committed = lane.possibly_charged = 0
             try:
