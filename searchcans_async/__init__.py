@@ -15,42 +15,38 @@ from __future__ import annotations
 
 import logging
 
-from ._client.client import SearchCans
-from ._client.costs import Costs
-from ._client.errors import (
+from ._client import (
+    Account,
+    ApiKey,
     ApiTimeoutError,
     AuthenticationError,
     BadRequestError,
+    Costs,
     CreditsExhausted,
     DeadlineTooShortError,
+    ImageResult,
     InsufficientCreditsError,
     LaneBusyError,
     LeaseExpiredError,
-    NoLanesError,
-    RateLimitedError,
-    ResponseFormatError,
-    SearchCansError,
-    ServerError,
-    TransportError,
-    UnexpectedResponseError,
-)
-from ._client.models import (
-    Account,
-    ApiKey,
-    ImageResult,
     NewsResult,
     NewsSource,
+    NoLanesError,
     OrganicResult,
+    RateLimitedError,
     ReaderPage,
+    ResponseFormatError,
+    RetryPolicy,
+    SearchCans,
+    SearchCansError,
     SearchResult,
+    ServerError,
     ShoppingResult,
     ShortVideoResult,
+    TransportError,
+    UnexpectedResponseError,
     VideoResult,
 )
-from ._client.retry import RetryPolicy
-from ._lanes.batch import Batch
-from ._lanes.pool import LanePool, PoolStatistics
-from ._lanes.report import BatchReport, Outcome, StopReason
+from ._lanes import Batch, BatchReport, LanePool, Outcome, PoolStatistics, StopReason
 from ._version import __version__
 
 # A library logs through `logging.getLogger("searchcans_async")` and stays silent

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._events import fan_out
-from ._monitor.watch import AccountObserver, AccountReading, AccountWatch, CreditWarning
+from ._monitor import AccountObserver, AccountReading, AccountWatch, CreditWarning
 
 if TYPE_CHECKING:
     from ._monitor.prometheus import MetricsServer, PrometheusMetrics

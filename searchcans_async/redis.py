@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._redis.backend import RedisBackend, RedisBackendError
+from ._redis import RedisBackend, RedisBackendError
 
 __all__ = ["RedisBackend", "RedisBackendError", "open_backend"]
 

@@ -1,5 +1,8 @@
 """The package's layers: imports at import time point down only, and never in a circle.
 
+Also: another layer's subpackage is imported through its ``__init__``; a module over 400
+lines says why at its top; every lint ignore says why.
+
 Layers, low to high (docs/architecture.md draws them):
 
 0. ``_clock``, ``_events``, ``_version``: shared by everything;
@@ -168,3 +171,46 @@ def test_the_core_has_no_unexplained_lint_ignore() -> None:
                 if not (after[:1] in (":", "[") and "  # " in after):
                     unexplained.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
     assert unexplained == []
+
+
+# The one exception: the Prometheus side needs an optional extra, so it is imported from
+# its module where it is used, never through ``_monitor/__init__``.
+OPTIONAL_MODULES = {"searchcans_async._monitor.prometheus"}
+
+
+def reaches_into(source: str, me: str) -> list[str]:
+    """Imports in ``source`` (module ``me``) of another subpackage's modules, not its face.
+
+    Every import counts here, type hints and function-level ones too: a subpackage's
+    ``__init__`` names what the layers above may use.
+    """
+    package = me.split(".")[:-1]
+    mine = me.split(".")[1] if me.count(".") >= 2 else None  # pkg.sub.module
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom) or node.module is None:
+            continue
+        base = package[: len(package) - node.level + 1] if node.level else []
+        target = ".".join([*base, node.module]).split(".")
+        if len(target) < 3 or target[0] != "searchcans_async":
+            continue
+        other_layer = target[1].startswith("_") and target[1] != mine
+        if other_layer and ".".join(target[:3]) not in OPTIONAL_MODULES:
+            found.append(f"{me}:{node.lineno}: from {'.'.join(target)} import ...")
+    return found
+
+
+def test_other_layers_are_imported_through_their_package() -> None:
+    """`from .._client import X`, never `from .._client.errors import X`, across layers."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        me = module_name(path)
+        if path.name == "__init__.py":
+            me += ".__init__"
+        found += reaches_into(path.read_text(encoding="utf-8"), me)
+    assert found == []
+    # ... and the check sees a reach into another layer's module, and allows its own.
+    planted = "from .._client.errors import SearchCansError\nfrom .ledger import check_cost\n"
+    assert reaches_into(planted, "searchcans_async._lanes.pool") == [
+        "searchcans_async._lanes.pool:1: from searchcans_async._client.errors import ..."
+    ]

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._client.secret import ENV_VAR
-from .._client.transport import DEFAULT_BASE_URL
+from .._client import DEFAULT_BASE_URL, ENV_VAR
 from .._version import __version__
 from .batch import batch
 from .calls import account, read, search

@@ -9,7 +9,7 @@ from typing import IO, Any, Final, Literal
 import click
 from rich.text import Text
 
-from .._client.requests import ENGINES
+from .._client import ENGINES
 from .errors import CliError, ExitCode
 from .jsonl import option_fields
 from .output import RESULT_FIELDS

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from .._client.requests import ENGINES, ReadRequest, SearchRequest
+from .._client import ENGINES, ReadRequest, SearchRequest
 from .errors import CliError, ExitCode
 from .output import account_payload, dumps, page_payload, quota_text, search_payload, search_text
 from .settings import Settings, make_console, pass_settings, run_command
@@ -16,7 +16,7 @@ from .settings import Settings, make_console, pass_settings, run_command
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._client.models import Account
+    from .._client import Account
 
 __all__ = ["account", "read", "search"]
 

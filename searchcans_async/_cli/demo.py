@@ -22,8 +22,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from .._client.client import SearchCans
-from .._client.costs import Costs
+from .._client import Costs, SearchCans
 from ..testing import Emulator, Fault, Faults, Latency
 from .batch import PROGRESS_CHOICES
 from .errors import CliError, ExitCode

@@ -5,13 +5,13 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Final
 
-from .._client.errors import (
+from .._client import (
     AuthenticationError,
     CreditsExhausted,
     InsufficientCreditsError,
     NoLanesError,
 )
-from .._lanes.report import StopReason
+from .._lanes import StopReason
 from .jsonl import InputError
 
 if TYPE_CHECKING:

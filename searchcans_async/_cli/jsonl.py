@@ -29,17 +29,15 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Literal, NamedTuple
 
 import attrs
 
-from .._client.costs import Costs
-from .._client.errors import SearchCansError
-from .._client.requests import ReadRequest, SearchRequest
+from .._client import Costs, ReadRequest, SearchCansError, SearchRequest
 from .output import dumps, error_payload, result_payload
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
     from pathlib import Path
 
-    from .._client.models import ReaderPage, SearchResult
-    from .._lanes.report import Outcome
+    from .._client import ReaderPage, SearchResult
+    from .._lanes import Outcome
 
 __all__ = [
     "InputError",

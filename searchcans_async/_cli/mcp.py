@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._client.client import SearchCans
-from .._client.retry import RetryPolicy
+from .._client import RetryPolicy, SearchCans
 from .errors import CliError, ExitCode
 from .output import Scrub, ScrubbedStream
 from .settings import PROG, Settings, pass_settings, run_command

@@ -28,7 +28,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .._monitor.watch import AccountWatch, format_duration
+from .._monitor import AccountWatch, format_duration
 from .errors import CliError, ExitCode
 from .settings import PROG, Settings, make_console, pass_settings, run_command
 
@@ -37,11 +37,10 @@ if TYPE_CHECKING:
 
     from rich.console import Console, RenderableType
 
-    from .._client.errors import SearchCansError
-    from .._client.models import Account, ApiKey
+    from .._client import Account, ApiKey, SearchCansError
     from .._clock import Clock
+    from .._monitor import AccountReading, CreditWarning
     from .._monitor.prometheus import PrometheusMetrics
-    from .._monitor.watch import AccountReading, CreditWarning
 
 __all__ = ["EXIT_WARNING", "MonitorOptions", "monitor_command", "run_monitor"]
 

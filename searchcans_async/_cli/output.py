@@ -13,10 +13,10 @@ import json
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
-from .._client.errors import SearchCansError
-from .._client.models import (
+from .._client import (
     ImageResult,
     NewsResult,
+    SearchCansError,
     SearchResult,
     ShoppingResult,
     ShortVideoResult,
@@ -26,7 +26,7 @@ from .._client.models import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from .._client.models import Account, ApiKey, OrganicResult, ReaderPage
+    from .._client import Account, ApiKey, OrganicResult, ReaderPage
 
 __all__ = [
     "Scrub",

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from .._events import RetryScheduled
-from .._monitor.watch import format_duration
+from .._monitor import format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Callable

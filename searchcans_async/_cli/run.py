@@ -18,9 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 from rich.text import Text
 
-from .._client.errors import SearchCansError
-from .._client.requests import SearchRequest
-from .._lanes.report import BatchReport, StopReason
+from .._client import SearchCansError, SearchRequest
+from .._lanes import BatchReport, StopReason
 from . import outfile
 from .errors import EXIT_BY_STOP, CliError, ExitCode
 from .job import JobPlan, plan_job
@@ -45,11 +44,8 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from .._client.client import SearchCans
-    from .._client.costs import Costs
-    from .._client.models import ReaderPage, SearchResult
-    from .._lanes.backend import LaneBackend
-    from .._lanes.pool import LanePool
+    from .._client import Costs, ReaderPage, SearchCans, SearchResult
+    from .._lanes import LaneBackend, LanePool
     from .output import Scrub
 
 __all__ = [

@@ -20,10 +20,14 @@ import attrs
 import click
 from rich.console import Console
 
-from .._client.client import SearchCans
-from .._client.errors import AuthenticationError, SearchCansError, TransportError
-from .._client.retry import RetryPolicy
-from .._client.secret import ENV_VAR
+from .._client import (
+    ENV_VAR,
+    AuthenticationError,
+    RetryPolicy,
+    SearchCans,
+    SearchCansError,
+    TransportError,
+)
 from .errors import CliError, ExitCode, exit_code_for_error
 from .jsonl import InputError
 from .output import Scrub, ScrubbedStream, scrubbed

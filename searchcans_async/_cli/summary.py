@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Final
 
 from rich.text import Text
 
-from .._lanes.report import StopReason
-from .._monitor.watch import format_duration
+from .._lanes import StopReason
+from .._monitor import format_duration
 from . import outfile
 from .jsonl import InputError
 

@@ -35,8 +35,7 @@ from .transport import (
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .._lanes.backend import LaneBackend
-    from .._lanes.pool import LanePool
+    from .._lanes import LaneBackend, LanePool
     from .models import Account, ApiKey
 
 __all__ = ["SearchCans"]
@@ -480,7 +479,7 @@ class SearchCans:
             ...         async for outcome in outcomes:
             ...             print(outcome.item, outcome.ok)
         """
-        from .._lanes.pool import LanePool  # noqa: PLC0415  # lanes sit above the client
+        from .._lanes import LanePool  # noqa: PLC0415  # lanes sit above the client
 
         return LanePool(
             self.account,

@@ -20,8 +20,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar
 
-from .._client.errors import CreditsExhausted, SearchCansError
-from .._client.meter import current_lane
+from .._client import CreditsExhausted, SearchCansError, current_lane
 from .._events import Stopped
 from .lane import Lane
 from .ledger import check_cost

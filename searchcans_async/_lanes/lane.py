@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from .._client.errors import CreditsExhausted, LeaseExpiredError, SearchCansError
-from .._client.meter import current_lane
+from .._client import CreditsExhausted, LeaseExpiredError, SearchCansError, current_lane
 from .backend import Permit
 
 if TYPE_CHECKING:

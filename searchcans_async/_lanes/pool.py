@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import attrs
 
-from .._client.errors import (
+from .._client import (
     AuthenticationError,
     CreditsExhausted,
     InsufficientCreditsError,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
     from types import TracebackType
 
-    from .._client.models import Account, ApiKey
+    from .._client import Account, ApiKey
 
 __all__ = ["LanePool", "PoolStatistics"]
 

@@ -16,8 +16,7 @@ from .tools import SearchCansTools
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._client.client import SearchCans
-    from .._client.costs import Costs
+    from .._client import Costs, SearchCans
 
 __all__ = ["McpOptions", "build_server", "serve"]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from .._client.errors import (
+from .._client import (
     AuthenticationError,
     CreditsExhausted,
     InsufficientCreditsError,
@@ -24,9 +24,8 @@ from .._client.errors import (
 from .outputs import AccountOutput, ReadOutput, SearchHit, SearchOutput
 
 if TYPE_CHECKING:
-    from .._client.client import SearchCans
-    from .._client.models import SearchResult
-    from .._lanes.pool import LanePool
+    from .._client import SearchCans, SearchResult
+    from .._lanes import LanePool
 
 __all__ = ["SearchCansTools", "tool_error"]
 

@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
-    from .._client.models import Account
+    from .._client import Account
     from .._events import Event
-    from .._lanes.pool import LanePool, PoolStatistics
+    from .._lanes import LanePool, PoolStatistics
 
 __all__ = ["DEFAULT_BUCKETS", "KNOWN_CODES", "MetricsServer", "PrometheusMetrics"]
 

@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar
 
 import attrs
 
-from .._client.errors import AuthenticationError, SearchCansError
-from .._client.models import Account
-from .._client.retry import RetryPolicy
+from .._client import Account, AuthenticationError, RetryPolicy, SearchCansError
 from .._clock import Clock, LoopClock
 
 if TYPE_CHECKING:

@@ -40,8 +40,8 @@ except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
         "the Redis backend needs the redis package: pip install 'searchcans-async[redis]'"
     ) from None
 
-from .._client.errors import LeaseExpiredError
-from .._lanes.backend import CreditState, Permit
+from .._client import LeaseExpiredError
+from .._lanes import CreditState, Permit
 from .leases import Backoff, Leases, LedgerGoneError, local_now
 from .options import (
     DEFAULT_REQUEST_TIMEOUT,

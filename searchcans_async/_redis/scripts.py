@@ -30,8 +30,8 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from .._client.errors import TransportError
-from .._lanes.backend import CreditState
+from .._client import TransportError
+from .._lanes import CreditState
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
