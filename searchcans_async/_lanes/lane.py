@@ -90,7 +90,7 @@ class Lane:
         """
         free = self.reserved - self.covered - self.committed - self.possibly_charged
         if cost > free:
-            backend = self.pool.backend
+            backend = self.backend
             extended = await backend.extend(self.permit, cost - max(0, free))
             if extended is None:
                 available = max(0, free) + backend.credits().left
@@ -133,7 +133,11 @@ class Lane:
         return True
 
     async def give_back(self, error: BaseException | None) -> None:
-        """Settle the reservation (commit, free or doubt) and free the lane."""
+        """Settle the reservation (commit, free or doubt) and free the lane.
+
+        Settling gives the same figures however often it runs, so this may follow a
+        :meth:`give_back_nowait` that answered ``False`` (with the same ``error``).
+        """
         if self.give_back_nowait(error):
             return
         try:
