@@ -468,6 +468,9 @@ class LanePool:
     def limiter(self) -> LaneLimiter:
         """The lanes this pool may hold at once: take one before reserving credits.
 
+        Part of the seat API (docs/architecture.md) that ``map``, ``run_batch``, ``run``
+        and ``lane()`` are built on; most code wants those instead.
+
         Example:
             >>> pool.limiter.in_use, pool.limiter.limit  # doctest: +SKIP
             (3, 8)
@@ -478,6 +481,8 @@ class LanePool:
     def backend(self) -> LaneBackend:
         """Where lanes and credits are counted (in this process, or shared on Redis).
 
+        Part of the seat API; :meth:`statistics` is the usual way to read the figures.
+
         Example:
             >>> pool.backend.credits().left  # doctest: +SKIP
             940
@@ -487,9 +492,9 @@ class LanePool:
     async def take(self, cost: int) -> Lane:
         """Wait for a lane, reserve ``cost`` credits in it, and return it (for ``lane()``).
 
-        The lane is yours until ``await lane.give_back(error)`` (``None``: the work
-        succeeded, so its credits are committed). ``async with pool.lane(cost)`` does
-        both, with the right ``error``: prefer it.
+        Part of the seat API. The lane is yours until ``await lane.give_back(error)``
+        (``None``: the work succeeded, so its credits are committed). ``async with
+        pool.lane(cost)`` does both, with the right ``error``: prefer it.
 
         Example:
             >>> lane = await pool.take(cost=2)  # doctest: +SKIP
@@ -517,6 +522,9 @@ class LanePool:
 
     async def reserve(self, cost: int) -> Permit:
         """Reserve ``cost`` credits, waiting while work in flight could free enough of them.
+
+        Part of the seat API: a reservation must be given back, which ``lane()``, ``map``
+        and ``run_batch`` do for you.
 
         The one place that decides whether work that cannot start at once may start: try
         ``backend.reserve_nowait(cost)`` first (it answers at once when it can).
