@@ -35,6 +35,7 @@ import aiohttp
 import httpx
 
 from searchcans_async import SearchCans
+from searchcans_async._client import client as client_module
 from searchcans_async._client.convert import parse_search
 
 from . import _harness
@@ -321,7 +322,51 @@ async def zero_latency(
         await drive(emulator.base_url, emulator.api_key, concurrency, config["ceiling_seconds"])
         for concurrency in CEILING_CONCURRENCY
     ]
-    return {"cells": cells, "ceiling": ceiling, "model_cost": await model_cost(emulator)}
+    return {
+        "cells": cells,
+        "ceiling": ceiling,
+        "model_cost": await model_cost(emulator),
+        "untyped_results": await untyped_results(config, emulator),
+    }
+
+
+async def untyped_results(
+    config: dict[str, Any], emulator: _harness.EmulatorProcess
+) -> dict[str, Any]:
+    """Diagnostic: the pool's CPU per request when no typed result is built.
+
+    ``client_pool_batch`` runs twice per round beside the raw loop: as users run it, and
+    with the client's page parser replaced by one that hands back a result built once.
+    The difference is what building typed results costs at this rate; what remains is
+    the client and the pool themselves. Not a way to use the client: only a measure.
+    """
+    real = client_module.parse_search
+    built: dict[str, Any] = {}
+
+    def reuse(data: Any, **fields: Any) -> Any:
+        if "result" not in built:
+            built["result"] = real(data, **fields)
+        return built["result"]
+
+    cells = []
+    for lanes in config["lanes"]:
+        cpu: dict[str, list[float]] = {"raw": [], "typed": [], "untyped": []}
+        for _ in range(config["rounds"]):
+            for name, samples in cpu.items():
+                peer = "raw" if name == "raw" else "client_pool_batch"
+                if name == "untyped":
+                    client_module.parse_search = reuse
+                try:
+                    rate, client, _server = await one_run(emulator, peer, lanes, config["items"])
+                finally:
+                    client_module.parse_search = real
+                samples.append(client / rate * 1e6)
+        us = {name: round(_harness.median(values), 1) for name, values in cpu.items()}
+        cells.append({"lanes": lanes, "client_cpu_us_per_request": us})
+    return {
+        "cells": cells,
+        "how": f"median of {config['rounds']} interleaved runs of {config['items']} searches",
+    }
 
 
 async def lane_bound(config: dict[str, Any], emulator: _harness.EmulatorProcess) -> dict[str, Any]:

@@ -233,11 +233,25 @@ def _extra_cpu(document: dict[str, Any]) -> str:
     model = document.get("model_cost")
     if model is None:
         return text + "."
-    return (
+    text = (
         f"{text}. Of the client's share, building the typed, frozen result of one "
         f"{model['organic_results']}-result page takes {model['us_per_page']:.0f} us "
         f"({model['how']}); the rest is validating the options into a request, checking the "
         "answer's envelope and the retry policy around each call."
+    )
+    untyped = document.get("untyped_results")
+    if untyped is None:
+        return text
+    figures = "; ".join(
+        f"{cell['lanes']} lanes: {us['untyped']:.0f} us without typed results, "
+        f"{us['typed']:.0f} us with them, raw {us['raw']:.0f} us "
+        f"({us['raw'] / us['untyped']:.2f}x and {us['raw'] / us['typed']:.2f}x raw)"
+        for cell in untyped["cells"]
+        for us in [cell["client_cpu_us_per_request"]]
+    )
+    return (
+        f"{text} A diagnostic run of the pool with the page parser handing back one result "
+        f"built once shows what remains without typed results ({untyped['how']}): {figures}."
     )
 
 
