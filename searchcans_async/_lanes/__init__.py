@@ -6,8 +6,8 @@ they import them from here, never from this package's modules.
 
 from .backend import CreditState, LaneBackend, LocalBackend, Permit
 from .batch import Batch
-from .pool import LanePool, PoolStatistics
-from .report import BatchReport, Outcome, StopReason
+from .pool import LanePool
+from .report import BatchReport, Outcome, PoolStatistics, StopReason
 
 __all__ = [
     "Batch",

@@ -18,11 +18,11 @@ import enum
 import inspect
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
-from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar
 
 from .._client import CreditsExhausted, SearchCansError, current_lane
 from .._events import Stopped
-from .lane import Lane
+from .lane import Lane, LaneOwner
 from .ledger import check_cost
 from .report import BatchReport, Outcome, StopReason
 
@@ -30,10 +30,14 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import FrameType, TracebackType
 
+    from .._client import Account
+    from .._clock import Clock
+    from .._events import Emitter
     from .backend import Permit
-    from .pool import LanePool
+    from .limiter import LaneLimiter
+    from .report import PoolStatistics
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "BatchPool"]
 
 logger = logging.getLogger("searchcans_async")
 
@@ -59,6 +63,60 @@ _RESUMABLE: Final = (
 _YIELD_VALUE: Final = dis.opmap["YIELD_VALUE"]
 
 
+class BatchPool(LaneOwner, Protocol):
+    """What a batch needs from the pool it runs in (the :class:`LanePool` is one).
+
+    Declared here, below the pool, so that this module needs nothing from above it.
+    """
+
+    clock: Clock
+    emit: Emitter
+
+    @property
+    def limiter(self) -> LaneLimiter:
+        """The lanes a worker takes before its next item."""
+        ...
+
+    @property
+    def lanes(self) -> int:
+        """Lanes usable now: how many workers a batch starts."""
+        ...
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the pool is open."""
+        ...
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        """Why the pool stopped taking work, if it did."""
+        ...
+
+    def statistics(self) -> PoolStatistics:
+        """A snapshot of lanes and credits."""
+        ...
+
+    async def fresh_account(self, max_age: float = ...) -> Account:
+        """The account, read again unless the last reading is still exact."""
+        ...
+
+    async def recheck(self) -> Account:
+        """Read the account now and re-base the budget on it."""
+        ...
+
+    async def reserve(self, cost: int) -> Permit:
+        """Wait for ``cost`` credits, or refuse them."""
+        ...
+
+    def _attach(self, batch: Batch[Any, Any]) -> None:
+        """Follow a running batch (stop it with the pool, resize its workers)."""
+        ...
+
+    def _detach(self, batch: Batch[Any, Any]) -> None:
+        """Stop following a batch that ended."""
+        ...
+
+
 class Batch(Generic[T, R]):
     """A running batch: iterate it for outcomes, read ``report`` when it is over.
 
@@ -70,7 +128,7 @@ class Batch(Generic[T, R]):
 
     def __init__(  # noqa: PLR0915  # one statement per piece of batch state, all in one place
         self,
-        pool: LanePool,
+        pool: BatchPool,
         fn: Callable[[T], Awaitable[R]],
         items: Iterable[T] | AsyncIterable[T],
         *,

@@ -17,7 +17,7 @@ that made none is counted as one call of its declared cost.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._client import CreditsExhausted, LeaseExpiredError, SearchCansError, current_lane
 from .backend import Permit
@@ -25,9 +25,34 @@ from .backend import Permit
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .pool import LanePool
+    from .backend import LaneBackend
 
-__all__ = ["Lane", "LaneContext"]
+__all__ = ["Lane", "LaneContext", "LaneOwner"]
+
+
+class LaneOwner(Protocol):
+    """What a lane needs from the pool it belongs to (the :class:`LanePool` is one).
+
+    Declared here, below the pool, so that this module needs nothing from above it.
+    """
+
+    @property
+    def backend(self) -> LaneBackend:
+        """Where the lane's credits are reserved and settled."""
+        ...
+
+    async def take(self, cost: int) -> Lane:
+        """A new lane with ``cost`` credits reserved (``lane()`` outside any lane)."""
+        ...
+
+    def _lane_ended(self, lane: Lane, error: BaseException | None) -> None:
+        """The lane was given back: free it, count it, react to ``error``."""
+        ...
+
+    def _lane_busy(self) -> None:
+        """The server answered "lanes busy" (1010) to a call made in a lane."""
+        ...
+
 
 _NOTHING_RESERVED = Permit("", 0)
 
@@ -50,7 +75,7 @@ class Lane:
         "possibly_charged",
     )
 
-    def __init__(self, pool: LanePool) -> None:
+    def __init__(self, pool: LaneOwner) -> None:
         self.pool = pool
         self.backend = pool.backend
         self.permit = _NOTHING_RESERVED
@@ -173,7 +198,7 @@ class Lane:
 class LaneContext:
     __slots__ = ("_calls_before", "_cost", "_lane", "_outer", "_pool", "_token")
 
-    def __init__(self, pool: LanePool, cost: int) -> None:
+    def __init__(self, pool: LaneOwner, cost: int) -> None:
         self._pool = pool
         self._cost = cost
         self._lane: Lane | None = None

@@ -16,8 +16,6 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
-import attrs
-
 from .._client import (
     AuthenticationError,
     CreditsExhausted,
@@ -32,7 +30,7 @@ from .batch import Batch
 from .lane import Lane, LaneContext
 from .ledger import check_cost
 from .limiter import LaneLimiter
-from .report import BatchReport, StopReason
+from .report import BatchReport, PoolStatistics, StopReason
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
@@ -40,7 +38,7 @@ if TYPE_CHECKING:
 
     from .._client import Account, ApiKey
 
-__all__ = ["LanePool", "PoolStatistics"]
+__all__ = ["LanePool"]
 
 logger = logging.getLogger("searchcans_async")
 
@@ -56,41 +54,6 @@ DEFAULT_SETTLE_GRACE: Final = 40.0
 _TIME_CHECK_STRIDE: Final = 8
 # Seconds an account reading stays exact enough to start a batch on, if nothing ran since.
 _FRESH_FOR: Final = 1.0
-
-
-@attrs.frozen
-class PoolStatistics:
-    """A snapshot of a :class:`LanePool`.
-
-    Attributes:
-        lanes: Lanes usable now (``concurrent``, capped by ``max_lanes``, lowered for a
-            while after "lanes busy" answers).
-        plan_lanes: The account's ``concurrent`` capped by ``max_lanes``.
-        in_flight: Lanes held now.
-        peak_in_flight: The most lanes held at once so far.
-        waiting: Callers waiting for a lane.
-        reserved: Credits reserved by work in flight.
-        committed: Credits spent on work that succeeded.
-        possibly_charged: Credits of failures that may have been billed, until an
-            account check settles them.
-        budget_left: Credits new work may still reserve.
-        remain: The account's ``remain`` at the last check.
-        rechecks: Account checks made since the pool opened.
-        stop_reason: Why the pool stopped taking work, or ``None`` while it takes it.
-    """
-
-    lanes: int
-    plan_lanes: int
-    in_flight: int
-    peak_in_flight: int
-    waiting: int
-    reserved: int
-    committed: int
-    possibly_charged: int
-    budget_left: int
-    remain: int
-    rechecks: int
-    stop_reason: StopReason | None
 
 
 class LanePool:

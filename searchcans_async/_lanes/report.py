@@ -1,4 +1,4 @@
-"""What a batch tells you: each item's outcome, and the report of the whole batch.
+"""What the lanes report: each item's outcome, a batch's report, a pool's statistics.
 
 Every item read ends in exactly one bucket of the :class:`BatchReport`: succeeded,
 failed (with its error) or not started; items never read are those from ``unread_from`` on.
@@ -14,7 +14,7 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-__all__ = ["BatchReport", "Outcome", "StopReason"]
+__all__ = ["BatchReport", "Outcome", "PoolStatistics", "StopReason"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -180,3 +180,38 @@ class BatchReport(Generic[T]):
         if self.error is not None:
             lines.append(f"because: {type(self.error).__name__}: {self.error}")
         return "\n".join(lines)
+
+
+@attrs.frozen
+class PoolStatistics:
+    """A snapshot of a :class:`LanePool`.
+
+    Attributes:
+        lanes: Lanes usable now (``concurrent``, capped by ``max_lanes``, lowered for a
+            while after "lanes busy" answers).
+        plan_lanes: The account's ``concurrent`` capped by ``max_lanes``.
+        in_flight: Lanes held now.
+        peak_in_flight: The most lanes held at once so far.
+        waiting: Callers waiting for a lane.
+        reserved: Credits reserved by work in flight.
+        committed: Credits spent on work that succeeded.
+        possibly_charged: Credits of failures that may have been billed, until an
+            account check settles them.
+        budget_left: Credits new work may still reserve.
+        remain: The account's ``remain`` at the last check.
+        rechecks: Account checks made since the pool opened.
+        stop_reason: Why the pool stopped taking work, or ``None`` while it takes it.
+    """
+
+    lanes: int
+    plan_lanes: int
+    in_flight: int
+    peak_in_flight: int
+    waiting: int
+    reserved: int
+    committed: int
+    possibly_charged: int
+    budget_left: int
+    remain: int
+    rechecks: int
+    stop_reason: StopReason | None
