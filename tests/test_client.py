@@ -559,6 +559,12 @@ class FakeLane:
         self.calls: list[tuple[str, int, bool | None]] = []
         self.refuse = refuse
 
+    def cover_nowait(self, cost: int) -> bool:
+        if self.refuse:
+            return False  # the client must then await cover(), which refuses
+        self.calls.append(("cover", cost, None))
+        return True
+
     async def cover(self, cost: int) -> None:
         if self.refuse:
             raise CreditsExhausted(needed=cost, available=0)

@@ -6,8 +6,9 @@ imports the pool.
 
 A :class:`LanePool` sets :data:`current_lane` while user work runs in one of its lanes.
 The client reads it around every HTTP attempt: it asks the lane to cover the attempt's
-cost before sending (so a wrong cost estimate cannot overspend the budget) and tells it
-afterwards what was charged and whether the server said the lanes were busy.
+cost before sending (``cover_nowait``, else ``await cover``), so a wrong cost estimate
+cannot overspend the budget, and tells it afterwards what was charged and whether the
+server said the lanes were busy.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ __all__ = ["LaneMeter", "current_lane"]
 
 class LaneMeter(Protocol):
     """What a lane offers the calls made inside it."""
+
+    def cover_nowait(self, cost: int) -> bool:
+        """Set ``cost`` credits aside for an attempt about to be sent, if no wait is needed.
+
+        ``False``: nothing was set aside; await :meth:`cover` (the reservation must grow,
+        or the lease be refused).
+        """
+        ...
 
     async def cover(self, cost: int) -> None:
         """Set ``cost`` credits aside for an attempt about to be sent.

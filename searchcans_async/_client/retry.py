@@ -4,17 +4,16 @@ Written by hand rather than with stamina: stamina's jitter is additive (we want 
 full jitter), its testing switch is process-global (we inject a clock per client), and
 the decision here depends on the error's *value* (1010's short fixed window, a capped
 ``Retry-After``, the possibly-charged opt-in) rather than only its type. The loop is
-small; the policy is a frozen value users can read and override per call.
+small and lives in the client's one request path; every decision in it is the policy's, a
+frozen value users can read and override per call.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import attrs
 
-from .._events import RetryScheduled
 from .errors import (
     DeadlineTooShortError,
     LaneBusyError,
@@ -25,15 +24,8 @@ from .errors import (
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Awaitable, Callable
 
-    from .._clock import Clock
-    from .._events import Emitter
-
-__all__ = ["RetryPolicy", "call_with_retries"]
-
-T = TypeVar("T")
-logger = logging.getLogger("searchcans_async")
+__all__ = ["RetryPolicy"]
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -129,58 +121,54 @@ class RetryPolicy:
         )
         return rng.uniform(0.0, ceiling)
 
+    def check_deadline(self, min_attempt: float, endpoint: str) -> None:
+        """Refuse a call whose first attempt could not run whole before the deadline.
 
-async def call_with_retries(
-    attempt: Callable[[int, float | None], Awaitable[T]],
-    *,
-    policy: RetryPolicy,
-    clock: Clock,
-    rng: random.Random,
-    emit: Emitter,
-    endpoint: str,
-    min_attempt: float = 0.0,
-) -> T:
-    """Run ``attempt(number, seconds_left)`` until it succeeds or the policy gives up.
+        ``min_attempt`` is one whole attempt's length (the server's own wait plus a
+        margin): an attempt cut shorter would give up while the server still works, leaving
+        the call possibly charged and its lane busy.
 
-    ``seconds_left`` is what remains of the policy's deadline (``None`` without one), so
-    the attempt can shorten a generous timeout of its own, never below ``min_attempt``
-    (the server's own wait plus a margin): an attempt cut shorter would give up while the
-    server still works, leaving the call possibly charged and its lane busy. So an attempt
-    starts only if ``min_attempt`` seconds of the deadline remain (after the backoff, for a
-    retry); a deadline too short for the first one raises :class:`DeadlineTooShortError`
-    before anything is sent. The last error is raised as it is.
-    """
-    if policy.deadline is not None and policy.deadline < min_attempt:
-        raise DeadlineTooShortError(
-            f"the retry deadline ({policy.deadline:g} s) cannot cover one whole attempt at "
-            f"{endpoint} ({min_attempt:g} s: the server's own wait plus a margin), so the "
-            "call was not sent; raise RetryPolicy.deadline or ask for a shorter server wait"
-        )
-    started = clock.now()
-    number = 0
-    while True:
-        number += 1
-        left = None if policy.deadline is None else policy.deadline - (clock.now() - started)
-        try:
-            return await attempt(number, left)
-        except SearchCansError as error:
-            if number >= policy.attempts or not policy.should_retry(error):
-                raise
-            wait = policy.delay(error, number, rng)
-            if (
-                policy.deadline is not None
-                and clock.now() - started + wait + min_attempt >= policy.deadline
-            ):
-                raise
-            reason = type(error).__name__
-            logger.debug(
-                "retrying %s after %s (attempt %d of %d) in %.3fs",
-                endpoint,
-                reason,
-                number,
-                policy.attempts,
-                wait,
+        Raises:
+            DeadlineTooShortError: The deadline is shorter than ``min_attempt``; nothing
+                is sent, so nothing is charged.
+        """
+        if self.deadline is not None and self.deadline < min_attempt:
+            raise DeadlineTooShortError(
+                f"the retry deadline ({self.deadline:g} s) cannot cover one whole attempt at "
+                f"{endpoint} ({min_attempt:g} s: the server's own wait plus a margin), so the "
+                "call was not sent; raise RetryPolicy.deadline or ask for a shorter server wait"
             )
-            if emit:
-                emit(RetryScheduled(endpoint=endpoint, attempt=number, delay=wait, reason=reason))
-        await clock.sleep(wait)
+
+    def next_wait(
+        self,
+        error: SearchCansError,
+        attempt: int,
+        *,
+        elapsed: float,
+        min_attempt: float,
+        rng: random.Random,
+    ) -> float | None:
+        """Seconds to wait before sending again, or ``None`` to give up and raise ``error``.
+
+        ``attempt`` is the number of the attempt that failed (1 for the first),
+        ``elapsed`` the seconds since the first one started and ``min_attempt`` one whole
+        attempt's length: a retry starts only if it can run whole before the deadline.
+
+        Example:
+            >>> import random
+            >>> from searchcans_async import LaneBusyError
+            >>> busy = LaneBusyError("all lanes busy", code=1010)
+            >>> wait = RetryPolicy().next_wait(
+            ...     busy, 1, elapsed=0.0, min_attempt=15.0, rng=random.Random(1))
+            >>> 0.1 <= wait <= 0.5
+            True
+            >>> RetryPolicy.never().next_wait(
+            ...     busy, 1, elapsed=0.0, min_attempt=15.0, rng=random.Random(1)) is None
+            True
+        """
+        if attempt >= self.attempts or not self.should_retry(error):
+            return None
+        wait = self.delay(error, attempt, rng)
+        if self.deadline is not None and elapsed + wait + min_attempt >= self.deadline:
+            return None
+        return wait

@@ -98,6 +98,18 @@ class Lane:
         self.calls = self.covered = self.committed = self.possibly_charged = 0
         self.holder = holder
 
+    def cover_nowait(self, cost: int) -> bool:
+        """Cover ``cost`` from the room left in the reservation; ``False``: await :meth:`cover`.
+
+        The common case (the reservation made for the item covers its call) needs no wait:
+        the client skips a coroutine per attempt (about 0.3 us).
+        """
+        room = self.permit.reserved - self.covered - self.committed - self.possibly_charged
+        if cost > room or not self.backend.lease_valid(self.permit):
+            return False
+        self.covered += cost
+        return True
+
     async def cover(self, cost: int) -> None:
         if not self.backend.lease_valid(self.permit):
             raise LeaseExpiredError(
