@@ -640,3 +640,65 @@ def test_the_fast_organic_hook_follows_the_generated_rules(item: dict[str, Any])
     assert fast == slow
     if fast[0] == "ok":
         assert fast[1].raw == slow[1].raw == item
+
+
+_organic_items = st.dictionaries(
+    st.sampled_from(["title", "link", "snippet", "position", "source", "page", "url", "content"]),
+    _field_values,
+)
+_block_values = st.one_of(
+    _field_values,
+    st.lists(_organic_items, max_size=3),
+    st.lists(st.one_of(st.dictionaries(st.text(max_size=3), st.integers()), st.none()), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)  # fmt: skip
+_answers = st.dictionaries(
+    st.sampled_from([
+        "organic", "peopleAlsoAsk", "relatedSearches", "knowledgeGraph", "topStories",
+        "suggestedSearches", "news_results", "aiSummary", "query", "credits",
+    ]),
+    _block_values,
+)  # fmt: skip
+
+
+def _read_both(data: Any) -> tuple[Any, Any]:
+    """The hand-written web path's result (None: it declined) and the converter's."""
+    from searchcans_async._client.convert import _converted_search, _web_result  # noqa: PLC0415  # imported where the test needs it
+
+    fields: dict[str, Any] = {"query": "q", "engine": "google", "credits": 1, "request_id": "r"}
+    fast = _web_result(data, **fields)
+    try:
+        slow: Any = _converted_search(data, **fields)
+    except ResponseFormatError:
+        slow = "refused"
+    return fast, slow
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=_answers)
+def test_the_fast_web_path_builds_what_the_converter_builds(data: dict[str, Any]) -> None:
+    """parse_search's hand-written path for web answers either declines (the converter then
+    reads the answer) or builds exactly the converter's result: every field, extra, raw."""
+    fast, slow = _read_both(data)
+    if fast is None:
+        return
+    assert slow != "refused", "the fast path accepted what the converter refuses"
+    assert fast == slow
+    assert fast.extra == slow.extra
+    assert fast.raw is slow.raw is data
+    assert [r.raw for r in fast.organic] == [r.raw for r in slow.organic]
+
+
+def test_a_usual_web_answer_takes_the_fast_path() -> None:
+    """The emulator's and API.md's answer shapes are read by the hand-written path (else
+    the equivalence test above would hold for a path that never runs)."""
+    fast, slow = _read_both(V1_ANSWER)
+    assert fast is not None
+    assert fast == slow
+    assert fast.extra == {"aiSummary": {"text": "asyncio runs coroutines"}}
+    legacy, _ = _read_both({"organic": [{"title": "t", "url": "https://e.org", "content": "c"}]})
+    assert legacy is not None
+    assert legacy.organic[0].link == "https://e.org"
+    assert legacy.organic[0].position == 1
+    news, _ = _read_both({"news_results": [{"title": "t"}]})
+    assert news is None  # a vertical list: the converter's readers take it

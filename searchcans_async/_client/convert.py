@@ -1,5 +1,8 @@
 """The one cattrs converter: API camelCase <-> model snake_case, strict where it matters.
 
+Why one module: the converter and its hand-written hot paths (organic results, a web
+search's answer) share one set of wire names and type rules, and must not drift apart.
+
 Everything that turns an API ``data`` payload into a model goes through here, so there
 is a single place that knows the wire names, the legacy shapes and the type rules:
 
@@ -304,6 +307,73 @@ _KNOWN_BLOCKS: Final = frozenset(
 )
 
 
+# The blocks a web search answers with, each a list of JSON objects kept as they are.
+_OBJECT_LISTS: Final = {
+    _wire_name(a): a.name
+    for a in attrs.fields(SearchResult)
+    if a.name in {"people_also_ask", "related_searches", "top_stories", "suggested_searches"}
+}
+
+
+def _organic_results(items: list[Any]) -> tuple[OrganicResult, ...] | None:
+    """The organic list in one loop, by :func:`_organic`'s rules; ``None``: one breaks them."""
+    built = []
+    for index, item in enumerate(items):
+        if type(item) is dict and ("link" not in item or "snippet" not in item):
+            item = _normalise_organic(item, index)  # noqa: PLW2901  # the item as the rules read it
+        try:
+            built.append(_organic(item, OrganicResult))
+        except TypeError:
+            return None
+    return tuple(built)
+
+
+def _web_result(
+    data: Any, *, query: str, engine: str, credits: int, request_id: str | None
+) -> SearchResult | None:
+    """A web search's answer (organic results and object blocks), built without cattrs.
+
+    The hot path of every search: 12 us instead of 17.5 for the emulator's 10-result
+    page. It reads only what it can read by the converter's rules; anything else (a
+    vertical list, a legacy list, a value of the wrong type) returns ``None``, and the
+    converter reads the answer (and names the field at fault). A test holds the two to the
+    same results.
+    """
+    if type(data) is not dict:
+        return None
+    organic: tuple[OrganicResult, ...] = ()
+    blocks: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _KNOWN_BLOCKS:
+            extra[key] = value
+        elif value is None:  # JSON null means "absent"
+            continue
+        elif key == "organic":
+            built = _organic_results(value) if type(value) is list else None
+            if built is None:
+                return None
+            organic = built
+        elif key in _OBJECT_LISTS:
+            if type(value) is not list or any(type(x) is not dict for x in value):
+                return None
+            blocks[_OBJECT_LISTS[key]] = tuple(value)
+        elif key == "knowledgeGraph" and type(value) is dict:
+            blocks["knowledge_graph"] = value
+        else:  # a vertical engine's list, or a block of the wrong type
+            return None
+    return SearchResult(
+        query,
+        engine,
+        organic,
+        credits=credits,
+        request_id=request_id,
+        extra=extra,
+        raw=data,
+        **blocks,
+    )
+
+
 def parse_search(
     data: Any, *, query: str, engine: str, credits: int, request_id: str | None
 ) -> SearchResult:
@@ -314,6 +384,18 @@ def parse_search(
     Raises:
         ResponseFormatError: ``data`` has neither shape, or a known block has the wrong type.
     """
+    fast = _web_result(data, query=query, engine=engine, credits=credits, request_id=request_id)
+    if fast is not None:
+        return fast
+    return _converted_search(
+        data, query=query, engine=engine, credits=credits, request_id=request_id
+    )
+
+
+def _converted_search(
+    data: Any, *, query: str, engine: str, credits: int, request_id: str | None
+) -> SearchResult:
+    """:func:`parse_search` by the converter: every shape, and errors that name the field."""
     raw = data
     if isinstance(data, list):
         data = {"organic": data}
