@@ -408,6 +408,55 @@ async def test_a_redirect_is_not_followed(client: SearchCans, mocked: aiorespons
 # -- what is sent ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("lent", [False, True], ids=["own session", "lent session"])
+async def test_every_request_carries_the_clients_headers(
+    lent: bool, canary_key: str, clock: VirtualClock
+) -> None:
+    """Our own session sends the headers itself, a lent one gets them with each request:
+    either way a real server sees the key, the JSON content type and our User-Agent."""
+    from aiohttp import web  # noqa: PLC0415  # only this test serves HTTP itself
+    from aiohttp.test_utils import TestServer  # noqa: PLC0415  # only this test serves HTTP itself
+
+    seen: list[dict[str, str]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.json_response({"code": 0, "data": {"remain": 5, "concurrent": 1}})
+
+    app = web.Application()
+    app.router.add_post("/api/user/key", answer)
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
+        base_url = str(server.make_url("")).rstrip("/")
+        lend = session if lent else None
+        async with SearchCans(canary_key, base_url=base_url, session=lend, clock=clock) as client:
+            await client.account()
+            await client.account()
+    assert len(seen) == 2
+    for headers in seen:
+        assert headers["Authorization"] == f"Bearer {canary_key}"
+        assert headers["Content-Type"] == "application/json"
+        assert headers["Accept"] == "application/json"
+        assert headers["User-Agent"] == f"searchcans-async/{searchcans_async.__version__}"
+
+
+async def test_each_attempt_gets_aiohttp_the_timeout_it_was_given(
+    mocked: aioresponses, canary_key: str
+) -> None:
+    """The transport keeps the last ClientTimeout it built, and builds another when an
+    attempt's timeout differs (a deadline shortens a retry's)."""
+    transport = Transport(secret=Secret.resolve(canary_key), connect_timeout=10.0)
+    for _ in range(3):
+        mocked.post(SEARCH_URL, payload=envelope(0, {}))
+    try:
+        for timeout in (35.0, 35.0, 4.0):
+            await transport.post("/api/v1/search", {"s": "q"}, timeout=timeout)
+    finally:
+        await transport.aclose()
+    calls = mocked.requests[("POST", URL(SEARCH_URL))]
+    sent = [(c.kwargs["timeout"].total, c.kwargs["timeout"].sock_connect) for c in calls]
+    assert sent == [(35.0, 10.0), (35.0, 10.0), (4.0, 4.0)]
+
+
 async def test_the_key_travels_only_in_the_authorization_header(
     client: SearchCans, mocked: aioresponses, canary_key: str
 ) -> None:

@@ -46,6 +46,9 @@ _SEARCH_FLAGS: Final = {
 }
 
 
+_FLAG_OPTIONS: Final = ("html", *_SEARCH_FLAGS)
+
+
 def _text(name: str, value: object, *, optional: bool = False) -> None:
     if value is None and optional:
         return
@@ -82,7 +85,7 @@ def _seconds(name: str, value: object) -> None:
 
 
 def _flag(name: str, value: object) -> None:
-    if not isinstance(value, bool):
+    if type(value) is not bool:  # bool has no subclasses: isinstance would say the same
         raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
 
 
@@ -126,7 +129,7 @@ class SearchRequest:
             raise ValueError(f"pages=N > 1 works with engine 'google' only, not {self.engine!r}")
         _seconds("server_timeout", self.server_timeout)
         _seconds("wait", self.wait)
-        for name in ("html", *_SEARCH_FLAGS):
+        for name in _FLAG_OPTIONS:
             _flag(name, getattr(self, name))
 
     path: ClassVar[str] = SEARCH_PATH
@@ -146,19 +149,25 @@ class SearchRequest:
         return costs.search(self.pages or 1)
 
     def body(self) -> dict[str, Any]:
-        """The JSON body sent to ``/api/v1/search``."""
+        """The JSON body sent to ``/api/v1/search``: only the options that were set."""
         body: dict[str, Any] = {"s": self.query, "t": self.engine}
-        optional = {
-            "country": self.country,
-            "language": self.language,
-            "p": self.page,
-            "page": self.pages,
-            "d": _ms(self.server_timeout) if self.server_timeout else None,
-            "w": _ms(self.wait) if self.wait else None,
-            "html": 1 if self.html else None,
-        }
-        body.update((k, v) for k, v in optional.items() if v is not None)
-        body.update((wire, True) for name, wire in _SEARCH_FLAGS.items() if getattr(self, name))
+        if self.country is not None:
+            body["country"] = self.country
+        if self.language is not None:
+            body["language"] = self.language
+        if self.page is not None:
+            body["p"] = self.page
+        if self.pages is not None:
+            body["page"] = self.pages
+        if self.server_timeout:
+            body["d"] = _ms(self.server_timeout)
+        if self.wait:
+            body["w"] = _ms(self.wait)
+        if self.html:
+            body["html"] = 1
+        for name, wire in _SEARCH_FLAGS.items():
+            if getattr(self, name):
+                body[wire] = True
         return body
 
 
