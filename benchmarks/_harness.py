@@ -263,19 +263,27 @@ class EmulatorProcess:
     """The emulator in its own process (``python -m benchmarks._emulator_process``).
 
     Client and server then run on separate cores; ``stats`` holds the server's own
-    records once the process has ended.
+    records once the process has ended. ``module`` may name another server that speaks
+    the same start-up protocol (``benchmarks._replay_server``).
     """
 
-    def __init__(self, config: dict[str, Any], *, cpu: int | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        cpu: int | None = None,
+        module: str = "benchmarks._emulator_process",
+    ) -> None:
         self.config = config
         self.cpu = cpu
+        self.module = module
         self.base_url = ""
         self.api_key = ""
         self.stats: dict[str, Any] = {}
         self._process: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Self:
-        args = [sys.executable, "-m", "benchmarks._emulator_process", json.dumps(self.config)]
+        args = [sys.executable, "-m", self.module, json.dumps(self.config)]
         if self.cpu is not None:
             args.append(str(self.cpu))  # the child pins itself to this CPU
         process = await asyncio.create_subprocess_exec(
@@ -289,7 +297,7 @@ class EmulatorProcess:
                 while "SEARCHCANS_API_KEY" not in announced:
                     line = await process.stdout.readline()
                     if not line:
-                        raise RuntimeError("the emulator process ended before announcing itself")
+                        raise RuntimeError(f"{self.module} ended before announcing itself")
                     name, _, value = line.decode().strip().partition("=")
                     announced[name] = value
         except BaseException:

@@ -153,8 +153,10 @@ def plot_e2e(document: dict[str, Any], output: Output) -> list[str]:
     axis = axes[0][0]
     top = _e2e_bars(axis, document["cells"], "requests_per_second")
     ceiling = max(row["requests_per_second"] for row in document["ceiling"])
-    axis.axhline(ceiling, color="black", linestyle="--", linewidth=1, label="emulator ceiling")
-    axis.set_title("Zero latency: client CPU-bound", fontsize=10)
+    axis.axhline(
+        ceiling, color="black", linestyle="--", linewidth=1, label="the emulator's own ceiling"
+    )
+    axis.set_title("Zero latency (replayed answers): client CPU-bound", fontsize=10)
     axis.set_ylabel("requests per second (median)")
     axis.set_ylim(0, max(ceiling, top) * 1.15)
     handles, labels = axis.get_legend_handles_labels()
@@ -175,7 +177,7 @@ def plot_e2e(document: dict[str, Any], output: Output) -> list[str]:
             if label not in labels:  # the ideal's line; the peers are in the legend already
                 handles.append(handle)
                 labels.append(label)
-    figure.suptitle("End-to-end throughput, emulator in another process (label: ratio to raw)")
+    figure.suptitle("End-to-end throughput, server in another process (label: ratio to raw)")
     figure.legend(handles, labels, fontsize=7, loc="lower center", ncol=3)
     return [_save(figure, output, "e2e", rect=(0, 0.1, 1, 1))]
 

@@ -49,7 +49,9 @@ DESCRIPTIONS: Final = {
     ),
     "e2e": (
         "Searches through the real client and pool against the emulator, in two cases. At zero "
-        "latency the client's CPU is the bottleneck, the worst case for any overhead: the client "
+        "latency (the emulator's recorded answers replayed by a bare server, since the "
+        "emulator itself would saturate its core first) the client's CPU is the bottleneck, "
+        "the worst case for any overhead: the client "
         "does strictly more per request than the raw loop (it validates the options, builds "
         "typed, frozen models of the page's results, runs each call under its retry policy, "
         "and in the pool keeps the credit ledger), and the rate falls short of raw by that "
