@@ -11,6 +11,7 @@ from searchcans_async import (
     ApiTimeoutError,
     AuthenticationError,
     BadRequestError,
+    DeadlineTooShortError,
     InsufficientCreditsError,
     LaneBusyError,
     RateLimitedError,
@@ -356,6 +357,37 @@ def test_should_retry_follows_the_flags() -> None:
     assert default.should_retry(LaneBusyError("busy"))
     assert all(not default.should_retry(e) and opted_in.should_retry(e) for e in possibly)
     assert all(not default.should_retry(e) and not opted_in.should_retry(e) for e in never)
+
+
+def test_next_wait_is_the_whole_retry_decision() -> None:
+    """Give up on the last attempt, on what must not be retried, and when the wait plus one
+    whole attempt would pass the deadline; otherwise wait the policy's delay."""
+    rng = random.Random(7)
+    policy = RetryPolicy(attempts=3, deadline=60.0, retry_after_max=30.0)
+    limited = RateLimitedError("slow down", retry_after=4.0)
+
+    def wait(error: SearchCansError, attempt: int, elapsed: float = 0.0) -> float | None:
+        return policy.next_wait(error, attempt, elapsed=elapsed, min_attempt=15.0, rng=rng)
+
+    assert wait(limited, 1) == 4.0
+    assert wait(limited, 2) == 4.0
+    assert wait(limited, 3) is None  # the third attempt was the last
+    assert wait(AuthenticationError("no"), 1) is None  # never retried
+    assert wait(limited, 1, elapsed=40.0) == 4.0  # 40 + 4 + 15 < 60
+    assert wait(limited, 1, elapsed=41.0) is None  # 41 + 4 + 15 reaches the deadline
+    assert (
+        RetryPolicy(deadline=None).next_wait(limited, 1, elapsed=1e6, min_attempt=15.0, rng=rng)
+        == 4.0
+    )
+
+
+def test_check_deadline_refuses_what_one_attempt_cannot_fit() -> None:
+    """A deadline shorter than one whole attempt refuses the call; none or a longer one not."""
+    RetryPolicy(deadline=15.0).check_deadline(15.0, "search")
+    RetryPolicy(deadline=None).check_deadline(1e6, "search")
+    too_short = r"\(14 s\) cannot cover one whole attempt at search"
+    with pytest.raises(DeadlineTooShortError, match=too_short):
+        RetryPolicy(deadline=14.0).check_deadline(15.0, "search")
 
 
 # -- connection failures ---------------------------------------------------------------------
