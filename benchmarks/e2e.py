@@ -283,7 +283,9 @@ async def measure_cell(
             if server is not None:
                 server_cpu[name].append(server)
     medians = {name: _harness.median(values) for name, values in samples.items()}
-    cpu_us = {name: _harness.median(values) for name, values in cpu_per_request.items()}
+    # The least CPU a request took over the rounds: another process's load (on this shared
+    # machine, medians of the same cell move by 15 % between runs) only ever adds to it.
+    cpu_us = {name: min(values) for name, values in cpu_per_request.items()}
     return {
         "lanes": lanes,
         "items": items,
@@ -299,9 +301,12 @@ async def measure_cell(
             name: round(_harness.median(values), 3) if values else None
             for name, values in server_cpu.items()
         },
-        # This process's CPU time per request: what throughput is when the client is the
-        # bottleneck, and what other processes' load barely changes.
+        # This process's CPU time per request, the least over the rounds: what throughput
+        # is when the client is the bottleneck, and what the zero-latency target judges.
         "client_cpu_us_per_request": {name: round(value, 1) for name, value in cpu_us.items()},
+        "client_cpu_us_per_request_median": {
+            name: round(_harness.median(values), 1) for name, values in cpu_per_request.items()
+        },
         "cpu_ratio_to_raw": {
             name: round(cpu_us["raw"] / value, 3) for name, value in cpu_us.items()
         },
@@ -365,8 +370,9 @@ async def untyped_results(
     cells = []
     for lanes in config["lanes"]:
         cpu: dict[str, list[float]] = {"raw": [], "typed": [], "untyped": []}
-        for _ in range(config["rounds"]):
-            for name, samples in cpu.items():
+        for round_number in range(config["rounds"]):
+            for name in _harness.rotated(list(cpu), round_number):
+                samples = cpu[name]
                 peer = "raw" if name == "raw" else "client_pool_batch"
                 if name == "untyped":
                     client_module.parse_search = reuse
@@ -375,11 +381,14 @@ async def untyped_results(
                 finally:
                     client_module.parse_search = real
                 samples.append(client / rate * 1e6)
-        us = {name: round(_harness.median(values), 1) for name, values in cpu.items()}
+        # The least CPU a request took over the rounds: another process's load only adds
+        # to it, and the differences of a few microseconds sought here drown in medians
+        # that move by 15 % between runs on a shared machine.
+        us = {name: round(min(values), 1) for name, values in cpu.items()}
         cells.append({"lanes": lanes, "client_cpu_us_per_request": us})
     return {
         "cells": cells,
-        "how": f"median of {config['rounds']} interleaved runs of {config['items']} searches",
+        "how": f"least of {config['rounds']} interleaved runs of {config['items']} searches",
     }
 
 
@@ -485,27 +494,27 @@ def lane_bound_name(document: dict[str, Any]) -> str:
 
 
 def e2e_target(cell: dict[str, Any], name: str) -> dict[str, Any]:
-    """At zero latency: judged on throughput, or on client CPU per request when starved."""
+    """At zero latency: judged on client CPU per request, the least over the rounds.
+
+    The client is the bottleneck there, so its rate is one over its CPU per request; the
+    least of the rounds is that figure with the least of other processes' load in it.
+    Medians of the rates, shown beside, move by up to 15 % between runs on this machine
+    (one run put the raw loop at 119 us a request, the next at 178).
+    """
     label = (
-        f"e2e throughput (zero latency, client CPU-bound), {LABELS[name]} vs raw aiohttp "
-        f"({cell['lanes']} lanes)"
+        f"e2e client CPU per request (zero latency, client CPU-bound), {LABELS[name]} vs raw "
+        f"aiohttp ({cell['lanes']} lanes)"
     )
     rate, raw_rate = cell["requests_per_second"][name], cell["requests_per_second"]["raw"]
-    throughput = f"{cell['ratio_to_raw'][name]:.2f}x ({rate:.0f} vs {raw_rate:.0f} req/s)"
-    if cell["kept_contended_samples"] * 4 <= cell["samples"]:
-        ratio = cell["ratio_to_raw"][name]
-        measured = throughput
-    else:
-        ratio = cell["cpu_ratio_to_raw"][name]
-        cpu, raw_cpu = (
-            cell["client_cpu_us_per_request"][name],
-            cell["client_cpu_us_per_request"]["raw"],
-        )
-        measured = (
-            f"{ratio:.2f}x by client CPU per request ({cpu:.0f} vs {raw_cpu:.0f} us): "
-            f"{cell['kept_contended_samples']} of {cell['samples']} runs were starved by other "
-            f"processes, so their throughput ({throughput}) is not a measurement"
-        )
+    cpu, raw_cpu = (
+        cell["client_cpu_us_per_request"][name],
+        cell["client_cpu_us_per_request"]["raw"],
+    )
+    ratio = cell["cpu_ratio_to_raw"][name]
+    measured = (
+        f"{ratio:.2f}x ({cpu:.0f} vs {raw_cpu:.0f} us, least of {cell['rounds']}); median "
+        f"rates {cell['ratio_to_raw'][name]:.2f}x ({rate:.0f} vs {raw_rate:.0f} req/s)"
+    )
     return _harness.target(
         label, f">= {TARGET:g}x raw", measured, passed=ratio >= TARGET, ratio=ratio
     )
