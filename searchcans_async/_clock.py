@@ -49,7 +49,6 @@ class VirtualClock:
 
     Example:
         >>> import asyncio
-    import time
         >>> clock = VirtualClock()
         >>> asyncio.run(clock.sleep(30))
         >>> clock.now(), clock.sleeps

@@ -383,9 +383,9 @@ class SearchCans:
         """Send until an answer, metering each attempt in the caller's lane; the retry loop.
 
         Every decision (retry or not, how long to wait, whether the deadline allows another
-        whole attempt) is the policy's; this loop sends, meters and reports. One coroutine
-        from ``send`` to the transport: each level costs on every resume (about 1 us a call
-        for the two this loop replaced).
+        whole attempt) is the policy's; this loop sends, meters and reports. It is one
+        coroutine between ``send`` and the transport: each level of coroutines is resumed on
+        every I/O step (about 0.2 us a call a level, measured with two steps).
         """
         # Before any lane covers a cost: a closed client sends nothing, so charges nothing.
         self._transport.ensure_open()

@@ -333,8 +333,8 @@ def _web_result(
 ) -> SearchResult | None:
     """A web search's answer (organic results and object blocks), built without cattrs.
 
-    The hot path of every search: 12 us instead of 17.5 for the emulator's 10-result
-    page. It reads only what it can read by the converter's rules; anything else (a
+    The hot path of every search: 13.5 us instead of 17.8 (timeit) for the emulator's
+    10-result page. It reads only what it can read by the converter's rules; anything else (a
     vertical list, a legacy list, a value of the wrong type) returns ``None``, and the
     converter reads the answer (and names the field at fault). A test holds the two to the
     same results.

@@ -102,7 +102,7 @@ class Lane:
         """Cover ``cost`` from the room left in the reservation; ``False``: await :meth:`cover`.
 
         The common case (the reservation made for the item covers its call) needs no wait:
-        the client skips a coroutine per attempt (about 0.3 us).
+        the client skips the two coroutines of :meth:`cover` (about 0.1 us an attempt).
         """
         room = self.permit.reserved - self.covered - self.committed - self.possibly_charged
         if cost > room or not self.backend.lease_valid(self.permit):
