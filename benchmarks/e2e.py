@@ -550,7 +550,7 @@ def run(output: _harness.Output) -> dict[str, Any]:
     median, sigma = LANE_BOUND_LATENCY
     result = _harness.document(
         "e2e",
-        "End-to-end throughput against the loopback emulator",
+        "End-to-end throughput against loopback servers",
         quick=output.quick,
         config={
             **config,
