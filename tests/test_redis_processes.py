@@ -165,9 +165,13 @@ async def test_a_holder_paused_past_its_lease_loses_its_lanes_to_the_others(
         with paused, other:
             for worker in (paused, other):
                 await asyncio.to_thread(worker.wait_ready)
-            # The paused one runs alone first, so that it holds the lanes when it stops.
+            # The paused one runs alone first, so that it holds the lanes when it stops:
+            # stopped while its three calls are in flight (the emulator runs in this loop,
+            # so none is answered between the check and the signal), never in the moment
+            # between two items when it holds none (the fixed latency keeps its lanes in
+            # step, so that moment is the same for all three).
             paused.go()
-            await eventually(lambda: requests_from(emu, "a-") >= 10)
+            await eventually(lambda: requests_from(emu, "a-") >= 10 and emu.stats().in_flight == 3)
             os.kill(paused.process.pid, signal.SIGSTOP)
             other.go()
             try:
