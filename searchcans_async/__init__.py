@@ -36,7 +36,6 @@ from ._client import (
     ReaderPage,
     ResponseFormatError,
     RetryPolicy,
-    SearchCans,
     SearchCansError,
     SearchResult,
     ServerError,
@@ -46,7 +45,15 @@ from ._client import (
     UnexpectedResponseError,
     VideoResult,
 )
-from ._lanes import Batch, BatchReport, LanePool, Outcome, PoolStatistics, StopReason
+from ._lanes import (
+    Batch,
+    BatchReport,
+    LanePool,
+    Outcome,
+    PoolStatistics,
+    SearchCans,
+    StopReason,
+)
 from ._version import __version__
 
 # A library logs through `logging.getLogger("searchcans_async")` and stays silent

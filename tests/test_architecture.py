@@ -14,8 +14,8 @@ Layers, low to high (docs/architecture.md draws them):
 5. ``_cli`` and ``_mcp``: the commands.
 
 Every import counts, type hints (under ``TYPE_CHECKING``) and imports inside functions
-too, with one named exception (``UPWARD_EXCEPTIONS``: ``SearchCans.lanes`` builds a pool,
-a convenience of the layer above, not a dependency).
+too, with no exception: ``SearchCans.lanes()``, which builds a pool, is defined in the
+lanes layer (``_lanes/client.py``) on top of the client layer's ``Client``.
 """
 
 from __future__ import annotations
@@ -55,13 +55,6 @@ def layer(module: str) -> int:
     return LAYERS[parts[1] if len(parts) > 1 else "__init__"]
 
 
-# The one import allowed to point up, and so the one place a chain of imports may come
-# back round: ``SearchCans.lanes()`` builds a LanePool for the client (a function-level
-# import, and its return type). A convenience of the layer above, not a dependency: the
-# client works without it, and the pool takes any account source.
-UPWARD_EXCEPTIONS = {("searchcans_async._client.client", "searchcans_async._lanes")}
-
-
 def imports(path: Path, modules: set[str]) -> set[str]:
     """The package modules ``path`` imports: at import time, in type hints, in functions."""
     me = module_name(path)
@@ -76,11 +69,7 @@ def imports(path: Path, modules: set[str]) -> set[str]:
                 found.add(candidate if candidate in modules else target)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-    return {
-        name
-        for name in found
-        if name in modules and name != me and (me, name) not in UPWARD_EXCEPTIONS
-    }
+    return {name for name in found if name in modules and name != me}
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -94,7 +83,7 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_imports_point_down_only() -> None:
-    """No module imports one of a higher layer, not even for a type hint (one exception)."""
+    """No module imports one of a higher layer, not even for a type hint."""
     graph = import_graph()
     upward = sorted(
         f"{source} -> {target}"

@@ -106,6 +106,20 @@ def test_the_lane_pools_public_members_are_pinned() -> None:
     assert members == LANE_POOL_MEMBERS
 
 
+SEARCHCANS_MEMBERS = [
+    "account", "aclose", "base_url", "clock", "closed", "costs", "emit", "lanes", "read",
+    "retry", "search", "send", "settle_grace", "timeout",
+]  # fmt: skip
+
+
+def test_the_clients_public_members_are_pinned() -> None:
+    """SearchCans' surface: what the client layer's Client offers, and lanes() on top."""
+    client = searchcans_async.SearchCans("pinned-key")
+    members = sorted(name for name in dir(client) if not name.startswith("_"))
+    assert members == SEARCHCANS_MEMBERS
+    assert "lanes" in vars(searchcans_async.SearchCans)  # added by the lanes layer
+
+
 def test_the_version_is_a_string() -> None:
     """__version__ is a dotted version string."""
     assert isinstance(searchcans_async.__version__, str)
@@ -122,7 +136,13 @@ def public_objects() -> list[tuple[str, object]]:
         found.append((name, value))
         if not inspect.isclass(value):
             continue
-        for attribute, member in vars(value).items():
+        # Its own members and those it inherits from the package's classes (SearchCans
+        # inherits account(), search() ... from the client layer's Client).
+        members: dict[str, object] = {}
+        for cls in reversed(value.__mro__):
+            if cls.__module__.startswith("searchcans_async"):
+                members.update(vars(cls))
+        for attribute, member in members.items():
             if attribute.startswith("_"):
                 continue
             if isinstance(member, property | staticmethod | classmethod) or inspect.isfunction(

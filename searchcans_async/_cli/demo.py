@@ -22,7 +22,8 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from .._client import Costs, SearchCans
+from .._client import Costs
+from .._lanes import SearchCans
 from ..testing import Emulator, Fault, Faults, Latency
 from .batch import PROGRESS_CHOICES
 from .errors import CliError, ExitCode

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._client import RetryPolicy, SearchCans
+from .._client import RetryPolicy
+from .._lanes import SearchCans
 from .errors import CliError, ExitCode
 from .output import Scrub, ScrubbedStream
 from .settings import PROG, Settings, pass_settings, run_command

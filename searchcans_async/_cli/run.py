@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from .._client import Costs, ReaderPage, SearchCans, SearchResult
-    from .._lanes import LaneBackend, LanePool
+    from .._client import Costs, ReaderPage, SearchResult
+    from .._lanes import LaneBackend, LanePool, SearchCans
     from .output import Scrub
 
 __all__ = [

@@ -24,10 +24,10 @@ from .._client import (
     ENV_VAR,
     AuthenticationError,
     RetryPolicy,
-    SearchCans,
     SearchCansError,
     TransportError,
 )
+from .._lanes import SearchCans
 from .errors import CliError, ExitCode, exit_code_for_error
 from .jsonl import InputError
 from .output import Scrub, ScrubbedStream, scrubbed

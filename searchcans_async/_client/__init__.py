@@ -4,7 +4,7 @@ The public face is ``searchcans_async``. The names below are what the layers abo
 they import them from here, never from this package's modules.
 """
 
-from .client import SearchCans
+from .client import Client
 from .costs import Costs
 from .errors import (
     ApiTimeoutError,
@@ -51,6 +51,7 @@ __all__ = [
     "ApiTimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Client",
     "Costs",
     "CreditsExhausted",
     "DeadlineTooShortError",
@@ -68,7 +69,6 @@ __all__ = [
     "ReaderPage",
     "ResponseFormatError",
     "RetryPolicy",
-    "SearchCans",
     "SearchCansError",
     "SearchRequest",
     "SearchResult",

@@ -1,7 +1,10 @@
-"""The SearchCans client: ``account()``, ``search()``, ``read()`` over one request path.
+"""The API client: ``account()``, ``search()``, ``read()`` over one request path.
 
 Why one module: the three calls share one request path (costs, metering, retries, typed
 errors); options, transport, retry and models are modules of their own.
+
+The public :class:`~searchcans_async.SearchCans` is :class:`Client` plus ``lanes()``,
+defined in the lanes layer (``_lanes/client.py``): the pool sits above the client.
 """
 
 from __future__ import annotations
@@ -35,10 +38,9 @@ from .transport import (
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .._lanes import LaneBackend, LanePool
-    from .models import Account, ApiKey
+    from .models import Account
 
-__all__ = ["SearchCans"]
+__all__ = ["Client"]
 
 logger = logging.getLogger("searchcans_async")
 
@@ -47,39 +49,12 @@ BASE_URL_ENV_VAR: Final = "SEARCHCANS_BASE_URL"
 _TIMEOUT_MARGIN: Final = 5.0  # seconds the client waits beyond the server's own deadline
 
 
-class SearchCans:
-    """An asyncio client for the SearchCans API.
+class Client:
+    """The API client: ``account()``, ``search()``, ``read()`` and ``send()``.
 
-    Args:
-        api_key: The API key; default: the ``SEARCHCANS_API_KEY`` environment variable.
-            It is only ever sent in the Authorization header and never shown.
-        base_url: The service's address; default: the ``SEARCHCANS_BASE_URL`` environment
-            variable, else ``https://www.searchcans.com``. Point it at an
-            :class:`~searchcans_async.testing.Emulator` in tests. Plain ``http://`` is
-            refused unless the host is loopback or ``allow_insecure_http=True``.
-        session: An ``aiohttp.ClientSession`` to borrow (never closed by the client).
-            Without one the client creates its own and closes it in :meth:`aclose`.
-        timeout: Seconds one attempt may take. Raised automatically to the server's
-            own wait (``server_timeout`` + ``wait``) plus 5 s, so the client never gives
-            up before the server does (which would leave a call possibly charged).
-        retry: The default :class:`RetryPolicy`; each call may pass its own.
-        costs: The credit price list used to reserve credits in a lane.
-        clock: Time source for backoff and deadlines (a ``VirtualClock`` in tests).
-        on_event: A callable receiving :mod:`events <searchcans_async.events>`.
-        max_body_bytes: Larger answers are refused (``ResponseFormatError``).
-        allow_insecure_http: Allow plain http to a non-loopback host.
-        trust_env: Let aiohttp read proxy settings from the environment (off by default).
-
-    Raises:
-        AuthenticationError: No key was given and ``SEARCHCANS_API_KEY`` is unset.
-
-    Example:
-        >>> async def main():
-        ...     async with SearchCans() as client:
-        ...         account = await client.account()
-        ...         print(account.remain, account.concurrent)
-        ...         result = await client.search("asyncio semaphore")
-        ...         page = await client.read("https://docs.python.org/3/library/asyncio.html")
+    Users create :class:`~searchcans_async.SearchCans`, which is this client plus
+    ``lanes()`` (a pool on its account); the lanes layer adds it, so that this layer needs
+    nothing from the one above. The constructor's options are documented there.
     """
 
     def __init__(
@@ -126,6 +101,19 @@ class SearchCans:
         """Whether :meth:`aclose` was called."""
         return self._transport.closed
 
+    @property
+    def settle_grace(self) -> float:
+        """Seconds after which the server has finished any call this client gave up on.
+
+        The attempt timeout plus 5 s: a lane pool waits that long before it settles what
+        such a call may have cost.
+
+        Example:
+            >>> Client("key", timeout=35.0).settle_grace
+            40.0
+        """
+        return self.timeout + _TIMEOUT_MARGIN
+
     async def aclose(self) -> None:
         """Close the client's own HTTP session (a lent session stays open). Idempotent."""
         await self._transport.aclose()
@@ -145,7 +133,8 @@ class SearchCans:
         transport = getattr(self, "_transport", None)
         if transport is not None and transport.has_open_session and not sys.is_finalizing():
             _warn(
-                f"unclosed {self!r}: use 'async with SearchCans(...)' or 'await client.aclose()'",
+                f"unclosed {self!r}: use 'async with {type(self).__name__}(...)' or "
+                "'await client.aclose()'",
                 ResourceWarning,
                 source=self,
                 stacklevel=2,
@@ -153,7 +142,7 @@ class SearchCans:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<SearchCans {self.base_url} {state}>"
+        return f"<{type(self).__name__} {self.base_url} {state}>"
 
     # -- endpoints ---------------------------------------------------------------------
 
@@ -479,48 +468,4 @@ class SearchCans:
                 credits=credits,
                 elapsed=self.clock.now() - started,
             )
-        )
-
-    # -- lanes ---------------------------------------------------------------------------
-
-    def lanes(
-        self,
-        *,
-        budget: int | None = None,
-        floor: int = 0,
-        max_lanes: int | None = None,
-        for_key: str | ApiKey | None = None,
-        recheck_every: int | None = 100,
-        recheck_interval: float | None = 30.0,
-        settle_grace: float | None = None,
-        backend: LaneBackend | None = None,
-    ) -> LanePool:
-        """A :class:`LanePool` on this client's account; use it with ``async with``.
-
-        Entering it reads the account once to size the lanes (``concurrent``, capped by
-        ``max_lanes``) and the budget (the key's spendable credits minus ``floor``,
-        capped by ``budget``). See :class:`LanePool` for the options; ``settle_grace``
-        defaults to this client's attempt timeout plus 5 s (by then the server has
-        finished any call the client gave up on).
-
-        Example:
-            >>> async with client.lanes(budget=500) as pool:  # doctest: +SKIP
-            ...     async with pool.map(client.read, urls, cost=2) as outcomes:
-            ...         async for outcome in outcomes:
-            ...             print(outcome.item, outcome.ok)
-        """
-        from .._lanes import LanePool  # noqa: PLC0415  # lanes sit above the client
-
-        return LanePool(
-            self.account,
-            budget=budget,
-            floor=floor,
-            max_lanes=max_lanes,
-            for_key=for_key,
-            recheck_every=recheck_every,
-            recheck_interval=recheck_interval,
-            settle_grace=self.timeout + _TIMEOUT_MARGIN if settle_grace is None else settle_grace,
-            clock=self.clock,
-            on_event=self.emit,
-            backend=backend,
         )

@@ -16,7 +16,8 @@ from .tools import SearchCansTools
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._client import Costs, SearchCans
+    from .._client import Costs
+    from .._lanes import SearchCans
 
 __all__ = ["McpOptions", "build_server", "serve"]
 

@@ -24,8 +24,8 @@ from .._client import (
 from .outputs import AccountOutput, ReadOutput, SearchHit, SearchOutput
 
 if TYPE_CHECKING:
-    from .._client import SearchCans, SearchResult
-    from .._lanes import LanePool
+    from .._client import SearchResult
+    from .._lanes import LanePool, SearchCans
 
 __all__ = ["SearchCansTools", "tool_error"]
 
